@@ -1,0 +1,74 @@
+"""What every pipeline stage shares: params, its typed section, device, provenance.
+
+A stage is `python -m repro.stages.<name> --section S --out PATH ...`: paths arrive as
+arguments from dvc.yaml (which takes them from `paths:` in params.yaml, their one home), and
+the stage reads only `params.yaml`'s shared keys plus its own profile section.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from pydantic import BaseModel
+
+from repro.config import Params, config_hash, load_params, load_section, PARAMS_FILE
+from repro.utils.device import describe, resolve_device
+from repro.utils.io import write_json
+from repro.utils.provenance import git_revision, library_versions
+
+S = TypeVar("S", bound=BaseModel)
+
+
+@dataclass
+class Stage:
+    name: str  # stage name, e.g. "train_mnist_cond"; names the provenance file
+    section_name: str
+    section: Any
+    params: Params
+    device: torch.device
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def open(cls, name: str, model: type[S], section: str,
+             params_path: Path = PARAMS_FILE) -> "Stage":
+        params = load_params(params_path)
+        cfg = load_section(model, section, params, params_path)
+        return cls(name, section, cfg, params, resolve_device(params.device))
+
+    @property
+    def profile(self) -> str:
+        return self.params.profile
+
+    @property
+    def dry_run(self) -> bool:
+        return self.params.dry_run
+
+    def protocol(self, **facts: Any) -> dict[str, Any]:
+        """Protocol facts every metric cell carries."""
+        return {"profile": self.profile, "dry_run": self.dry_run, **facts}
+
+    def deviations(self, *extra: str) -> list[str]:
+        out = list(self.section.deviations) + list(extra)
+        if self.dry_run:
+            out.append("dry run: a few steps on generated stand-in data of the real shapes")
+        return out
+
+    def write_provenance(self, out_dir: str | Path, **extra: Any) -> None:
+        write_json(Path(out_dir) / f"{self.name}.json", {
+            "stage": self.name,
+            "section": self.section_name,
+            "profile": self.profile,
+            "dry_run": self.dry_run,
+            "device": describe(self.device),
+            "config_hash": config_hash(self.section),
+            "config": self.section.model_dump(mode="json"),
+            "git": git_revision(),
+            "versions": library_versions(),
+            "wall_seconds": round(time.perf_counter() - self.started, 2),
+            "deviations": self.deviations(),
+            **extra,
+        })

@@ -1,0 +1,211 @@
+"""Stage: Table 3, MNIST 1-nearest-neighbour classification with generated data.
+
+For each GAN row (a trained conditional generator, one checkpoint per seed) N labelled
+samples are generated with uniform random classes and a 1-NN classifier (Euclidean, raw
+pixels in [0, 1]) fitted on them classifies the real test images. The samples are streamed
+in chunks: the 50k-sample result is the state of the same stream after its first 50k
+samples, so the 10M run costs one pass and never holds more than one chunk. "Real Data"
+fits 1-NN on real training images instead.
+
+    python -m repro.stages.table3 --checkpoints results/checkpoints \
+        --metrics results/metrics/table3_mnist_nn.json \
+        --figure results/figures/fig9_mnist_cond.png --provenance results/provenance
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from pydantic import Field, PositiveInt
+
+from repro.config import Section
+from repro.data.base import ImageSet, to_float
+from repro.data.loading import load_dataset
+from repro.errors import ReproError, cli_errors
+from repro.eval.nearest import StreamingNN
+from repro.models.checkpoint import build_from_checkpoint
+from repro.stages.common import Stage
+from repro.train.sampling import generate, save_grid
+from repro.utils.io import write_json
+from repro.utils.progress import progress
+
+# The paper's sample counts, by the column label used in the cell ids.
+PAPER_SAMPLES = {"50k": 50_000, "10m": 10_000_000}
+PAPER_TRAIN = 50_000
+PAPER_TEST = 10_000
+
+
+class Table3Config(Section):
+    dataset: str = "mnist"
+    train_split: str = "train"
+    test_split: str = "test"
+    max_train: PositiveInt | None = None  # real training images for the "Real Data" row
+    max_test: PositiveInt | None = None
+    # row id in the published registry -> train.<name> section whose checkpoints it uses
+    models: dict[str, str] = Field(default_factory=lambda: {"dcgan": "mnist_cond", "gan": "gan_mlp"})
+    # column label -> number of generated samples (the paper: 50k -> 50,000, 10m -> 10,000,000)
+    n_samples: dict[str, PositiveInt] = Field(default_factory=lambda: dict(PAPER_SAMPLES))
+    chunk_size: PositiveInt = 50_000
+    generate_batch: PositiveInt = 1000
+    grid_per_class: PositiveInt = 10
+
+
+def _flat01(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 1, 28, 28) -> float (N, 784) in [0, 1]."""
+    return to_float(images, "sigmoid").flatten(1)
+
+
+def chunk_ends(marks: list[int], chunk: int) -> list[int]:
+    """Chunk boundaries up to max(marks): every `chunk` samples and at every mark, so each
+    mark is an exact prefix of the stream."""
+    return sorted(set(range(chunk, max(marks), chunk)) | set(marks))
+
+
+def _sample_stream(variant, G, ends: list[int], seed: int, batch: int,
+                   device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Chunks of (flattened float samples in [0, 1], labels), seeded per chunk."""
+    start = 0
+    for k, end in enumerate(ends):
+        m, start = end - start, end
+        x, y = generate(variant, G, m, seed=seed * 100_003 + k, device=device,
+                        batch_size=batch, uint8=False)
+        if variant.spec.pixel_range == "tanh":  # compare in [0, 1] like the real pixels
+            x = (x + 1) / 2
+        yield x.flatten(1), y
+
+
+def _error(nn: StreamingNN, labels: torch.Tensor) -> float:
+    return 100.0 * (nn.predict().to(labels.device) != labels).float().mean().item()
+
+
+def _cell(runs: list[float], seeds: list[int], comparable: bool, protocol: dict,
+          deviations: list[str], compares_to: str) -> dict:
+    return {
+        "value": statistics.fmean(runs),
+        "std": statistics.stdev(runs) if len(runs) > 1 else None,
+        "n_runs": len(runs),
+        "runs": runs,
+        "seeds": seeds,
+        "unit": "%",
+        "compares_to": compares_to,
+        "comparable": comparable,
+        "protocol": protocol,
+        "deviations": deviations,
+    }
+
+
+def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Path) -> None:
+    stage = Stage.open("table3", Table3Config, "table3")
+    cfg: Table3Config = stage.section
+    if stage.dry_run:
+        cfg = cfg.model_copy(update={"n_samples": {k: min(v, 2_000) for k, v in cfg.n_samples.items()},
+                                     "chunk_size": 1_000})
+    unknown = set(cfg.n_samples) - set(PAPER_SAMPLES)
+    if unknown:
+        raise ReproError(f"table3.n_samples has unknown column(s) {sorted(unknown)}; "
+                         f"valid names: {', '.join(PAPER_SAMPLES)}")
+    d = stage.params.data
+    load = dict(root=d.root, download=d.download, search=d.search, dry_run=stage.dry_run)
+    test = load_dataset(cfg.dataset, cfg.test_split, max_images=cfg.max_test, seed=0, **load)
+    train = load_dataset(cfg.dataset, cfg.train_split, max_images=cfg.max_train, seed=0, **load)
+    test = test.resized(28, 1)
+    train = train.resized(28, 1)
+    queries = _flat01(test.images).to(stage.device)  # (Q, 784)
+    q_labels = test.labels.to(stage.device)
+    data_real = test.real and train.real and not stage.dry_run
+    base_protocol = stage.protocol(dataset=cfg.dataset, test_source=test.source,
+                                   n_test=len(test), n_train=len(train), train_source=train.source)
+    full_protocol = (stage.profile == "paper" and data_real and len(test) == PAPER_TEST
+                     and len(train) == PAPER_TRAIN)
+    deviations = stage.deviations()
+    if not data_real:
+        deviations.append("not real MNIST: generated stand-in digits")
+    elif len(train) != PAPER_TRAIN or len(test) != PAPER_TEST:
+        deviations.append(f"real MNIST but {len(train)} train / {len(test)} test images "
+                          f"(paper: {PAPER_TRAIN} / {PAPER_TEST})")
+    metrics: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+
+    # Real Data row: 1-NN on real training images.
+    t0 = time.perf_counter()
+    nn = StreamingNN(queries, device=stage.device)
+    nn.update(_flat01(train.images).to(stage.device), train.labels.to(stage.device))
+    metrics["table3/real/err@50k"] = _cell(
+        [_error(nn, q_labels)], [], full_protocol, {**base_protocol, "n_samples": len(train)},
+        deviations, "table3/real/err@50k")
+    timings["real"] = round(time.perf_counter() - t0, 2)
+
+    for row, train_name in cfg.models.items():
+        ckpt_dir = checkpoints / train_name
+        paths = sorted(ckpt_dir.glob("seed*.pt"))
+        if not paths:
+            raise ReproError(f"no checkpoints in {ckpt_dir}; run the train@{train_name} stage first "
+                             f"(dvc repro train@{train_name})")
+        runs: dict[str, list[float]] = {col: [] for col in cfg.n_samples}
+        seeds: list[int] = []
+        t0 = time.perf_counter()
+        for path in paths:
+            variant, G, _, ckpt = build_from_checkpoint(path, device=stage.device)
+            if not variant.spec.n_classes or variant.spec.image_size != 28:
+                raise ReproError(f"{path} holds {variant.spec.name}, not a conditional 28x28 "
+                                 "MNIST generator; fix table3.models in the profile")
+            seeds.append(ckpt["seed"])
+            marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
+            total = marks[-1][1]
+            nn = StreamingNN(queries, device=stage.device)
+            bar = progress(total=total, unit="sample", desc=f"table3 {row} seed {ckpt['seed']}")
+            pending = list(marks)
+            ends = chunk_ends([n for _, n in marks], cfg.chunk_size)
+            for x, y in _sample_stream(variant, G, ends, ckpt["seed"], cfg.generate_batch,
+                                       stage.device):
+                nn.update(x, y)
+                bar.update(len(x))
+                while pending and nn.n_seen >= pending[0][1]:
+                    runs[pending.pop(0)[0]].append(_error(nn, q_labels))
+            bar.close()
+            if row == "dcgan" and path == paths[0]:
+                _collage(variant, G, cfg, stage.device, figure, ckpt)
+        for col, values in runs.items():
+            n = cfg.n_samples[col]
+            comparable = full_protocol and n == PAPER_SAMPLES[col] and not ckpt.get("dry_run")
+            metrics[f"table3/{row}/err@{col}"] = _cell(
+                values, seeds, comparable,
+                {**base_protocol, "n_samples": n, "generator": train_name,
+                 "generator_data": ckpt.get("data_source")},
+                deviations + ([f"{n} generated samples (paper: {PAPER_SAMPLES[col]})"]
+                              if n != PAPER_SAMPLES[col] else []) + list(ckpt.get("deviations", [])),
+                f"table3/{row}/err@{col}")
+        timings[row] = round(time.perf_counter() - t0, 2)
+    write_json(metrics_path, metrics)
+    stage.write_provenance(provenance_dir, seconds_per_row=timings,
+                           seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+
+
+def _collage(variant, G, cfg: Table3Config, device, figure: Path, ckpt: dict) -> None:
+    """Fig. 9's MNIST collage: one column per class."""
+    k = variant.spec.n_classes
+    labels = torch.arange(k, device=device).repeat(cfg.grid_per_class)
+    images, _ = generate(variant, G, len(labels), seed=ckpt["seed"] + 9, device=device,
+                         labels=labels, batch_size=len(labels))
+    save_grid(images, figure, nrow=k,
+              title=f"Fig. 9 (MNIST, class-conditional DCGAN) — trained on {ckpt.get('data_source')}")
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", required=True, type=Path)
+    ap.add_argument("--metrics", required=True, type=Path)
+    ap.add_argument("--figure", required=True, type=Path)
+    ap.add_argument("--provenance", required=True, type=Path)
+    args = ap.parse_args(argv)
+    run(args.checkpoints, args.metrics, args.figure, args.provenance)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Stage: train one GAN variant for every seed of its `train.<name>` section.
+
+    python -m repro.stages.train --name mnist_cond --out results/checkpoints/mnist_cond \
+        --live results/live/mnist_cond --provenance results/provenance [--resume]
+
+Writes `<out>/seed<k>.pt` per seed, sample grids after the first epoch and at the end
+(`<out>/samples_epoch1.png`, `<out>/samples_final.png`, seed = first seed, the paper's
+Figs. 2-3 and 9), and DVCLive logs of losses under `--live`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from repro.data.loading import load_dataset
+from repro.errors import cli_errors
+from repro.registry import MODELS
+from repro.stages.common import Stage
+from repro.train.config import TrainConfig
+from repro.train.sampling import generate, save_grid
+from repro.train.trainer import GANTrainer
+
+DRY_RUN_STEPS = 3
+
+
+def train_section(stage: Stage) -> TrainConfig:
+    cfg: TrainConfig = stage.section
+    if stage.dry_run:
+        # Same model, batch size and data shapes; only the length changes.
+        cfg = cfg.model_copy(update={"max_steps": DRY_RUN_STEPS, "log_every": 1})
+    return cfg
+
+
+def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool) -> None:
+    stage = Stage.open(f"train_{name}", TrainConfig, f"train.{name}")
+    cfg = train_section(stage)
+    variant = MODELS.get(cfg.variant)
+    data_params = stage.params.data
+    results = []
+    for i, seed in enumerate(cfg.seeds):
+        data = load_dataset(cfg.dataset, cfg.split, root=data_params.root,
+                            download=data_params.download, search=data_params.search,
+                            max_images=cfg.max_images, seed=seed,
+                            dry_run=stage.dry_run)
+        live = None
+        if live_dir is not None and i == 0:
+            from dvclive import Live
+
+            live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=resume)
+
+        def log(metrics: dict[str, float], live=live) -> None:
+            if live is None:
+                return
+            for key in ("loss_d", "loss_g", "lr", "images_per_second"):
+                live.log_metric(f"train/{key}", metrics[key])
+            live.step = int(metrics["step"])
+            live.next_step()
+
+        def epoch_end(epoch: int, trainer: GANTrainer, first=(i == 0)) -> None:
+            if first and epoch == 0:
+                _grid(trainer, out / "samples_epoch1.png", f"{name}: after 1 epoch")
+
+        trainer = GANTrainer(cfg, data, stage.device, out / f"seed{seed}.pt",
+                             extra={"profile": stage.profile, "dry_run": stage.dry_run,
+                                    "deviations": stage.deviations()},
+                             on_log=log, on_epoch=epoch_end)
+        result = trainer.run(seed, resume=resume)
+        if i == 0:
+            _grid(trainer, out / "samples_final.png", f"{name}: end of training")
+        if live is not None:
+            live.end()
+        results.append({"seed": seed, "steps": result.steps, "seconds": round(result.seconds, 2),
+                        "images_per_second": round(result.images_per_second, 1),
+                        "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g,
+                        "data_source": trainer.data_source, "n_train": trainer.n})
+    stage.write_provenance(provenance_dir, variant=variant.spec.name, runs=results)
+
+
+def _grid(trainer: GANTrainer, path: Path, title: str) -> None:
+    spec = trainer.variant.spec
+    n = trainer.cfg.grid_size
+    labels = None
+    if spec.n_classes:
+        # One row per class, as in the paper's MNIST collage.
+        per = max(1, n // spec.n_classes)
+        labels = torch.arange(spec.n_classes).repeat_interleave(per).to(trainer.device)
+        n = len(labels)
+    images, _ = generate(trainer.variant, trainer.G, n, seed=trainer.seed + 7, device=trainer.device,
+                         labels=labels, batch_size=max(n, 100) if not spec.n_classes else n)
+    nrow = (n // spec.n_classes) if spec.n_classes else None
+    save_grid(images, path, nrow=nrow, title=f"{title} — data: {trainer.data_source}")
+
+
+
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="the train.<name> section of the profile")
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--live", type=Path, default=None)
+    ap.add_argument("--provenance", type=Path, required=True)
+    ap.add_argument("--resume", action="store_true", help="continue from <out>/seed<k>.pt")
+    args = ap.parse_args(argv)
+    run(args.name, args.out, args.live, args.provenance, args.resume)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""One GAN trainer for every variant, conditional or not.
+
+Design choices (why):
+- The whole training split lives on the training device as uint8 and minibatches are taken
+  by index from a seeded permutation: no DataLoader, no worker processes, no per-step host
+  copies, and the batch order depends only on (seed, epoch), so a resumed run sees exactly
+  the batches an uninterrupted one would.
+- The z noise comes from a private torch.Generator whose state is checkpointed, for the same
+  reason.
+- Losses are accumulated on the device and read back only every `log_every` steps (one host
+  sync per log line instead of one per step).
+- Checkpoints are written atomically and carry the full config, git revision, seed, step,
+  optimiser and RNG states; `resume=True` continues a killed run to bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from repro.data.base import ImageSet, to_float
+from repro.errors import ReproError
+from repro.registry import MODELS
+from repro.train.config import TrainConfig
+from repro.utils.io import torch_save
+from repro.utils.progress import progress
+from repro.utils.provenance import git_revision
+from repro.utils.seed import generator, seed_everything
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class RunResult:
+    checkpoint: Path
+    steps: int
+    seconds: float
+    images_per_second: float
+    final_loss_d: float
+    final_loss_g: float
+
+
+def _epoch_permutation(n: int, seed: int, epoch: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g).to(device)
+
+
+def _steps_per_epoch(n: int, batch_size: int) -> int:
+    # Incomplete last batches are dropped (as the authors' iterators did), so every step sees
+    # a full batch and BN statistics are comparable across steps.
+    return n // batch_size
+
+
+class GANTrainer:
+    def __init__(self, cfg: TrainConfig, data: ImageSet, device: torch.device,
+                 checkpoint: Path, extra: dict[str, Any] | None = None,
+                 on_log: Callable[[dict[str, float]], None] | None = None,
+                 on_epoch: Callable[[int, "GANTrainer"], None] | None = None):
+        self.cfg, self.device, self.checkpoint = cfg, device, Path(checkpoint)
+        self.variant = MODELS.get(cfg.variant)
+        spec = self.variant.spec
+        self.extra = extra or {}
+        self.on_log, self.on_epoch = on_log, on_epoch
+        if spec.n_classes and data.labels is None:
+            raise ReproError(f"variant {cfg.variant!r} is class-conditional but dataset "
+                             f"{data.name!r} has no labels; choose a labelled dataset")
+        data = data.resized(spec.image_size, spec.channels)
+        self.data_source = data.source
+        if len(data) < cfg.batch_size:
+            raise ReproError(f"{data.name} {data.split} has {len(data)} images, fewer than "
+                             f"batch_size {cfg.batch_size}; lower batch_size or add data")
+        self.images = data.images.to(device)  # (N, C, H, W) uint8
+        self.labels = data.labels.to(device) if spec.n_classes else None  # (N,)
+        self.n = len(data)
+        self.steps_per_epoch = _steps_per_epoch(self.n, cfg.batch_size)
+        total = self.steps_per_epoch * cfg.total_epochs
+        self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
+
+    # -- state ---------------------------------------------------------------------------
+    def _fresh_state(self, seed: int) -> None:
+        seed_everything(seed)
+        self.G = self.variant.build_generator().to(self.device)
+        self.D = self.variant.build_discriminator().to(self.device)
+        betas = (self.cfg.beta1, self.cfg.beta2)
+        wd = self.cfg.weight_decay
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=self.cfg.lr, betas=betas, weight_decay=wd)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=self.cfg.lr, betas=betas, weight_decay=wd)
+        self.noise = generator(seed + 1, self.device)
+        self.step = 0
+        self.seed = seed
+
+    def state_dict(self, complete: bool) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "variant": self.cfg.variant,
+            "generator": self.G.state_dict(),
+            "discriminator": self.D.state_dict(),
+            "config": self.cfg.model_dump(mode="json"),
+            "git": git_revision(),
+            "seed": self.seed,
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "complete": complete,
+            "data_source": self.data_source,
+            "n_train": self.n,
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "noise_rng": self.noise.get_state(),
+            "cpu_rng": torch.get_rng_state(),
+            **self.extra,
+        }
+
+    def _load_state(self, ckpt: dict[str, Any]) -> None:
+        if ckpt.get("variant") != self.cfg.variant:
+            raise ReproError(f"{self.checkpoint} holds variant {ckpt.get('variant')!r}, not "
+                             f"{self.cfg.variant!r}; delete it or point to the right file")
+        if ckpt.get("config") != self.cfg.model_dump(mode="json"):
+            raise ReproError(f"{self.checkpoint} was written with another config; delete it "
+                             "to start afresh, or restore the config it was made with")
+        self.G.load_state_dict(ckpt["generator"])
+        self.D.load_state_dict(ckpt["discriminator"])
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.noise.set_state(ckpt["noise_rng"].to(self.noise.get_state().device))
+        torch.set_rng_state(ckpt["cpu_rng"])
+        self.step = ckpt["step"]
+
+    def save(self, complete: bool = False) -> None:
+        torch_save(self.state_dict(complete), self.checkpoint)
+
+    # -- training ------------------------------------------------------------------------
+    def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits.float(), torch.full_like(logits.float(), target))
+
+    def _train_step(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, spec = self.cfg, self.variant.spec
+        x = to_float(self.images[idx], spec.pixel_range)  # (B, C, H, W) float
+        y = self.labels[idx] if self.labels is not None else None  # (B,)
+        b = x.shape[0]
+        z = self.variant.sample_z(b, generator=self.noise, device=self.device)  # (B, z_dim)
+        y_fake = (torch.randint(0, spec.n_classes, (b,), generator=self.noise, device=self.device)
+                  if spec.n_classes else None)
+        update_d = not cfg.alternate_updates or self.step % 2 == 0
+        update_g = not cfg.alternate_updates or self.step % 2 == 1
+        amp = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                             enabled=cfg.bf16 and self.device.type == "cuda")
+        zero = torch.zeros((), device=self.device)
+        loss_d = loss_g = zero
+        with amp:
+            fake = self.G(z, y_fake)  # (B, C, H, W)
+            if update_d:
+                # Real and fake batches go through D separately, so each has its own BN
+                # statistics (as in the paper's code).
+                loss_d = self._bce(self.D(x, y), 1.0) + self._bce(self.D(fake.detach(), y_fake), 0.0)
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self.opt_d.step()
+            if update_g:
+                # Non-saturating loss: G maximises log D(G(z)).
+                loss_g = self._bce(self.D(fake, y_fake), 1.0)
+                self.opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                self.opt_g.step()
+        return loss_d.detach(), loss_g.detach()
+
+    def run(self, seed: int, resume: bool = False) -> RunResult:
+        self._fresh_state(seed)
+        if resume and self.checkpoint.exists():
+            ckpt = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            self._load_state(ckpt)
+            if ckpt.get("complete"):
+                return RunResult(self.checkpoint, self.step, 0.0, 0.0, float("nan"), float("nan"))
+        cfg = self.cfg
+        sum_d = torch.zeros((), device=self.device)
+        sum_g = torch.zeros((), device=self.device)
+        n_sum, last = 0, (float("nan"), float("nan"))
+        start_step, t0 = self.step, time.perf_counter()
+        bar = progress(total=self.total_steps, initial=self.step, unit="step",
+                       desc=f"train {cfg.variant} seed {seed}")
+        while self.step < self.total_steps:
+            epoch, pos = divmod(self.step, self.steps_per_epoch)
+            lr = cfg.lr_at(epoch)
+            for opt in (self.opt_g, self.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            perm = _epoch_permutation(self.n, seed, epoch, self.device)
+            for i in range(pos, self.steps_per_epoch):
+                if self.step >= self.total_steps:
+                    break
+                idx = perm[i * cfg.batch_size:(i + 1) * cfg.batch_size]
+                loss_d, loss_g = self._train_step(idx)
+                sum_d, sum_g, n_sum = sum_d + loss_d, sum_g + loss_g, n_sum + 1
+                self.step += 1
+                bar.update(1)
+                if self.step % cfg.log_every == 0 or self.step == self.total_steps:
+                    # Alternating updates leave one of the two losses at 0 on each step;
+                    # report the mean over the steps that updated it.
+                    div = max(1, n_sum // 2) if cfg.alternate_updates else n_sum
+                    last = ((sum_d / div).item(), (sum_g / div).item())
+                    sum_d.zero_(), sum_g.zero_()
+                    n_sum = 0
+                    rate = (self.step - start_step) * cfg.batch_size / (time.perf_counter() - t0)
+                    bar.set_postfix(loss_d=f"{last[0]:.3f}", loss_g=f"{last[1]:.3f}", img_s=f"{rate:.0f}")
+                    if self.on_log:
+                        self.on_log({"loss_d": last[0], "loss_g": last[1], "lr": lr,
+                                     "images_per_second": rate, "step": self.step})
+                if self.step % cfg.checkpoint_every == 0 and self.step < self.total_steps:
+                    self.save(complete=False)
+            if self.step % self.steps_per_epoch == 0 or self.step == self.total_steps:
+                if self.on_epoch:
+                    self.on_epoch(epoch, self)
+        bar.close()
+        self.save(complete=True)
+        seconds = time.perf_counter() - t0
+        done = self.step - start_step
+        return RunResult(self.checkpoint, self.step, seconds,
+                         done * cfg.batch_size / seconds if seconds > 0 else 0.0, *last)
