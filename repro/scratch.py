@@ -1,0 +1,57 @@
+"""Run the DVC pipeline in a scratch copy of the repository (tests and the CI drift gate).
+
+The copy holds the pipeline definition (dvc.yaml, params.yaml, experiments/) with the chosen
+profile; the code is the installed `repro` package. Nothing in the working tree is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from repro.errors import ReproError
+
+PIPELINE_FILES = ("dvc.yaml", "params.yaml", "experiments", "repro")
+
+
+def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ReproError(f"`{' '.join(cmd)}` failed in {cwd} (exit {proc.returncode}):\n"
+                         f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+
+
+def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
+                 data_search: list[str] | None = None) -> Path:
+    """Copy the pipeline into `dest`, select `profile`, `dvc repro` it; returns `dest`."""
+    repo, dest = Path(repo).resolve(), Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in PIPELINE_FILES:
+        src = repo / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, dest / name)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["profile"], params["dry_run"] = profile, dry_run
+    if data_search is not None:
+        params["data"]["search"] = data_search
+    else:  # relative search folders are relative to the original repository
+        params["data"]["search"] = [str((repo / p).resolve()) for p in params["data"].get("search", [])]
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "REPRO_PROGRESS": "0", "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    git = ["git", "-c", "user.name=repro", "-c", "user.email=repro@localhost"]
+    _run(["git", "init", "-q"], dest, env)
+    _run([sys.executable, "-m", "dvc", "init", "-q"], dest, env)
+    _run([*git, "add", "-A"], dest, env)
+    _run([*git, "commit", "-qm", "scratch pipeline"], dest, env)
+    _run([sys.executable, "-m", "dvc", "repro", "-q"], dest, env)
+    return dest
