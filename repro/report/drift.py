@@ -1,0 +1,237 @@
+"""Metric-drift gate: compare every metrics cell's `value` with a stored baseline.
+
+    python -m repro.report.drift --baseline results/baselines/smoke.json --metrics results/metrics
+        [--tolerance-file tolerances.yaml] [--strict]
+    python -m repro.report.drift --update --baseline ... --metrics ... [--default-tol 0.0]
+
+Baseline file (JSON, written by --update, reviewed in git):
+
+    {"regenerate": "<the command that wrote it>",
+     "default_tol": 0.0,
+     "cells": {"<metrics file stem>/<cell id>": {"value": 3.1, "tol": 0.0}, ...}}
+
+A cell drifts when |new - old| > tol (null and NaN equal only themselves). A baseline cell that
+is missing now is a failure; a new cell is a warning (a failure with --strict). Exit status: 0
+clean, 1 drift, 2 bad input.
+
+Tolerances: `tol` of each baseline cell (absolute, in the cell's unit), unless the tolerance
+file (YAML or JSON: `{"<glob over cell keys>": tol}`, first matching pattern wins) matches the
+cell, which overrides it for the check. --update keeps the baseline's tol of existing cells;
+new cells get the tolerance file's match, else --default-tol (0.0: the smoke pipeline is
+meant to be bit-deterministic on CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tabulate import tabulate
+
+from repro.errors import ReproError, cli_errors
+from repro.report.inputs import parse_json, read_metrics_dir
+from repro.utils.io import write_json
+
+DRIFT, MISSING, NEW = "DRIFT", "MISSING", "NEW"
+
+
+@dataclass
+class Finding:
+    status: str
+    cell: str
+    old: Any
+    new: Any
+    diff: float | None
+    tol: float | None
+
+
+def current_values(metrics_dir: Path) -> dict[str, Any]:
+    """'<file stem>/<cell id>' -> value, for every cell of every metrics file."""
+    metrics_dir = Path(metrics_dir)
+    if not metrics_dir.is_dir():
+        raise ReproError(f"metrics directory {metrics_dir} not found; run the pipeline first")
+    metrics = read_metrics_dir(metrics_dir)
+    if not metrics:
+        raise ReproError(f"no metrics files (*.json) in {metrics_dir}; run the pipeline first")
+    return {f"{stem}/{cid}": cell.value for stem, cells in metrics.items()
+            for cid, cell in cells.items()}
+
+
+def read_baseline(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ReproError(
+            f"baseline {path} not found; create it with `python -m repro.report.drift --update "
+            f"--baseline {path} --metrics <dir>`"
+        )
+    data = parse_json(path.read_text(), str(path))
+    cells = data.get("cells") if isinstance(data, dict) else None
+    if not isinstance(cells, dict) or not all(
+        isinstance(c, dict) and "value" in c for c in cells.values()
+    ):
+        raise ReproError(
+            f"{path} is not a drift baseline: expected {{\"cells\": {{\"<file>/<cell id>\": "
+            f"{{\"value\": v, \"tol\": t}}}}}}; regenerate it with --update"
+        )
+    return data
+
+
+def read_tolerances(path: Path | None) -> list[tuple[str, float]]:
+    if path is None:
+        return []
+    path = Path(path)
+    if not path.is_file():
+        raise ReproError(f"tolerance file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    except yaml.YAMLError as err:
+        raise ReproError(f"{path} is not valid YAML/JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ReproError(f"{path} must map cell-key globs to tolerances, e.g. 'table3_*/*': 0.1")
+    out = []
+    for pattern, tol in data.items():
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+            raise ReproError(f"{path}: tolerance of {pattern!r} must be a number >= 0, not {tol!r}")
+        out.append((str(pattern), float(tol)))
+    return out
+
+
+def _match(key: str, tolerances: list[tuple[str, float]]) -> float | None:
+    return next((tol for pattern, tol in tolerances if fnmatch(key, pattern)), None)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _diff(old: Any, new: Any) -> float:
+    """|new - old|; 0 for equal non-numbers and for NaN vs NaN, inf for incomparable values."""
+    if _is_num(old) and _is_num(new):
+        if math.isnan(old) and math.isnan(new):
+            return 0.0
+        if math.isnan(old) or math.isnan(new):
+            return math.inf
+        return abs(new - old)
+    return 0.0 if old == new else math.inf
+
+
+def check(baseline: dict[str, Any], current: dict[str, Any],
+          tolerances: list[tuple[str, float]] | None = None) -> list[Finding]:
+    """Every drifting, missing and new cell (cells within tolerance are not listed)."""
+    cells = baseline["cells"]
+    default = float(baseline.get("default_tol", 0.0))
+    findings = []
+    for key in sorted(cells):
+        old = cells[key]["value"]
+        tol = _match(key, tolerances or [])
+        tol = float(cells[key].get("tol", default)) if tol is None else tol
+        if key not in current:
+            findings.append(Finding(MISSING, key, old, None, None, tol))
+            continue
+        diff = _diff(old, current[key])
+        if diff > tol:
+            findings.append(Finding(DRIFT, key, old, current[key], diff, tol))
+    findings += [Finding(NEW, key, None, current[key], None, None)
+                 for key in sorted(set(current) - set(cells))]
+    return findings
+
+
+def updated_baseline(baseline: dict[str, Any] | None, current: dict[str, Any],
+                     tolerances: list[tuple[str, float]], default_tol: float,
+                     regenerate: str) -> dict[str, Any]:
+    old = (baseline or {}).get("cells", {})
+    cells = {}
+    for key in sorted(current):
+        if key in old and "tol" in old[key]:
+            tol = float(old[key]["tol"])
+        else:
+            matched = _match(key, tolerances)
+            tol = default_tol if matched is None else matched
+        cells[key] = {"value": current[key], "tol": tol}
+    return {"regenerate": regenerate, "default_tol": default_tol, "cells": cells}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    return repr(v) if _is_num(v) else str(v)
+
+
+def format_findings(findings: list[Finding]) -> str:
+    rows = [[f.status, f.cell, _fmt(f.old), _fmt(f.new),
+             "-" if f.diff is None else f"{f.diff:.6g}", _fmt(f.tol)] for f in findings]
+    return tabulate(rows, headers=["status", "cell", "old value", "new value", "|diff|",
+                                   "tolerance"], tablefmt="simple", disable_numparse=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m repro.report.drift",
+                                     description="Fail when metrics drift from a baseline.")
+    parser.add_argument("--baseline", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, default=Path("results/metrics"))
+    parser.add_argument("--tolerance-file", type=Path, default=None,
+                        help="YAML/JSON {'<glob over file/cell keys>': tol}; overrides the "
+                             "baseline's tol when checking, seeds new cells' tol on --update")
+    parser.add_argument("--strict", action="store_true", help="new cells fail too")
+    parser.add_argument("--update", action="store_true",
+                        help="rewrite the baseline from --metrics instead of checking")
+    parser.add_argument("--default-tol", type=float, default=0.0,
+                        help="tolerance of cells new to the baseline on --update (default 0.0)")
+    args = parser.parse_args(argv)
+    if args.default_tol < 0:
+        parser.error("--default-tol must be >= 0")
+    return args
+
+
+def _regenerate_command(args: argparse.Namespace) -> str:
+    cmd = ["python", "-m", "repro.report.drift", "--update", "--baseline", str(args.baseline),
+           "--metrics", str(args.metrics)]
+    if args.tolerance_file:
+        cmd += ["--tolerance-file", str(args.tolerance_file)]
+    if args.default_tol:
+        cmd += ["--default-tol", repr(args.default_tol)]
+    return shlex.join(cmd)
+
+
+def run(args: argparse.Namespace) -> int:
+    current = current_values(args.metrics)
+    tolerances = read_tolerances(args.tolerance_file)
+    if args.update:
+        old = read_baseline(args.baseline) if args.baseline.is_file() else None
+        new = updated_baseline(old, current, tolerances, args.default_tol,
+                               _regenerate_command(args))
+        write_json(args.baseline, new)
+        dropped = sorted(set((old or {}).get("cells", {})) - set(new["cells"]))
+        print(f"wrote {args.baseline}: {len(new['cells'])} cells"
+              + (f"; dropped {len(dropped)}: {', '.join(dropped)}" if dropped else ""))
+        return 0
+    baseline = read_baseline(args.baseline)
+    findings = check(baseline, current, tolerances)
+    failing = {DRIFT, MISSING} | ({NEW} if args.strict else set())
+    failed = [f for f in findings if f.status in failing]
+    counts = {s: sum(f.status == s for f in findings) for s in (DRIFT, MISSING, NEW)}
+    print(f"{len(baseline['cells'])} baseline cells, {len(current)} current: "
+          f"{counts[DRIFT]} drifting, {counts[MISSING]} missing, {counts[NEW]} new"
+          + ("" if args.strict or not counts[NEW] else " (new cells are warnings; --strict fails)"))
+    if findings:
+        print(format_findings(findings))
+    if failed:
+        print(f"metric drift: {len(failed)} cell(s) outside tolerance or missing. If the change "
+              f"is intended, regenerate the baseline: {baseline.get('regenerate') or _regenerate_command(args)}")
+        return 1
+    return 0
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    raise SystemExit(run(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Reading the pipeline's outputs: metrics files and provenance files, validated.
+
+The metrics schema is the one in docs/CONVENTIONS.md; the provenance schema is documented in
+`repro.report.build`. A missing directory is "nothing run yet" (empty result); a file that is
+not valid JSON or does not follow the schema raises ReproError naming the file and the cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from repro.errors import ReproError
+
+
+class MeasuredCell(BaseModel):
+    """One cell of a metrics file (docs/CONVENTIONS.md, "Metrics schema")."""
+
+    # Unknown keys are kept, not refused: a stage may add a field before the report uses it.
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    value: float | None
+    std: float | None = None
+    n_runs: int | None = Field(default=None, ge=0)
+    unit: str | None = None
+    seeds: list[int] = Field(default_factory=list)
+    runs: list[float | None] = Field(default_factory=list)
+    compares_to: str | None = None
+    comparable: bool
+    protocol: dict[str, Any] = Field(default_factory=dict)
+    deviations: list[str] = Field(default_factory=list)
+
+
+class GitInfo(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    revision: str | None = None
+    dirty: bool | None = None
+
+
+class Provenance(BaseModel):
+    """One `results/provenance/<stage>.json` (schema: see repro.report.build)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    stage: str | None = None
+    profile: str | None = None
+    dry_run: bool | None = None
+    params_hash: str | None = None
+    git: GitInfo = Field(default_factory=GitInfo)
+    seeds: list[int] = Field(default_factory=list)
+    device: str | None = None
+    device_name: str | None = None
+    libraries: dict[str, str] = Field(default_factory=dict)
+    wall_time_s: float | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    deviations: list[str] = Field(default_factory=list)
+
+
+def _problems(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def parse_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ReproError(
+            f"{where} is not valid JSON ({err}); rerun the stage that writes it"
+        ) from None
+
+
+def parse_metrics(data: Any, where: str) -> dict[str, MeasuredCell]:
+    """Validate one metrics file's content: a mapping of cell id -> cell."""
+    if not isinstance(data, dict):
+        raise ReproError(
+            f"{where} must map cell ids to cells (docs/CONVENTIONS.md), "
+            f"not a {type(data).__name__}; rerun the stage that writes it"
+        )
+    cells: dict[str, MeasuredCell] = {}
+    for cell_id, cell in data.items():
+        try:
+            cells[cell_id] = MeasuredCell.model_validate(cell)
+        except ValidationError as err:
+            raise ReproError(
+                f"{where}: cell {cell_id!r} does not follow the metrics schema "
+                f"(docs/CONVENTIONS.md): {_problems(err)}"
+            ) from None
+    return cells
+
+
+def read_metrics_dir(directory: Path) -> dict[str, dict[str, MeasuredCell]]:
+    """file stem -> cells, for every *.json in `directory` (empty if it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    return {
+        path.stem: parse_metrics(parse_json(path.read_text(), str(path)), str(path))
+        for path in sorted(directory.glob("*.json"))
+    }
+
+
+def read_provenance_dir(directory: Path) -> dict[str, Provenance]:
+    """stage -> provenance, for every *.json in `directory` (empty if it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    out: dict[str, Provenance] = {}
+    for path in sorted(directory.glob("*.json")):
+        data = parse_json(path.read_text(), str(path))
+        try:
+            prov = Provenance.model_validate(data)
+        except ValidationError as err:
+            raise ReproError(
+                f"{path} does not follow the provenance schema (see repro/report/build.py): "
+                f"{_problems(err)}"
+            ) from None
+        out[path.stem] = prov if prov.stage else prov.model_copy(update={"stage": path.stem})
+    return out
