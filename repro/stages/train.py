@@ -76,7 +76,7 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
                         "images_per_second": round(result.images_per_second, 1),
                         "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g,
                         "data_source": trainer.data_source, "n_train": trainer.n})
-    stage.write_provenance(provenance_dir, variant=variant.spec.name, runs=results)
+    stage.write_provenance(provenance_dir, variant=variant.spec.name, seeds=list(cfg.seeds), runs=results)
 
 
 def _grid(trainer: GANTrainer, path: Path, title: str) -> None:

@@ -86,13 +86,20 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None, title: str | 
 
     from repro.utils.io import save_figure
 
+    import textwrap
+
     grid = image_grid(images, nrow)
     h, w = grid.shape[:2]
-    fig = plt.figure(figsize=(max(3.0, w / 60), max(3.0, h / 60) + (0.4 if title else 0)))
-    ax = fig.add_axes((0, 0, 1, h / (h + (25 if title else 0))))
+    width = max(4.0, w / 60)
+    lines = textwrap.wrap(title, width=int(width * 14)) if title else []
+    caption = 0.16 * len(lines)  # inches of caption
+    image_h = width * h / w
+    fig = plt.figure(figsize=(width, image_h + caption))
+    ax = fig.add_axes((0, 0, 1, image_h / (image_h + caption)))
     ax.imshow(grid, interpolation="nearest")
     ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=8, y=0.995)
+    if lines:
+        fig.text(0.5, 1 - 0.02 * caption / (image_h + caption), "\n".join(lines),
+                 ha="center", va="top", fontsize=7)
     save_figure(fig, path, dpi=100)
     plt.close(fig)
