@@ -18,6 +18,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def describe(device: torch.device) -> str:
+    """The hardware behind a device, e.g. 'NVIDIA H100 80GB HBM3' or '2 threads'."""
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+        return torch.cuda.get_device_name(device)
+    return f"{torch.get_num_threads()} threads"
