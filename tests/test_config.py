@@ -98,3 +98,27 @@ def test_dvc_yaml_declares_exactly_the_sections_stages_read():
                 else:
                     assert sections == [name]
         assert module, name
+
+
+def _stage_models():
+    from repro.stages.port_svhn import PortConfig
+    from repro.stages.table1 import Table1Config
+    from repro.stages.table2 import Table2Config
+    from repro.stages.table3 import Table3Config
+
+    return {"table3": Table3Config, "table1": Table1Config, "table2": Table2Config,
+            "port_svhn": PortConfig}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "demo", "paper"])
+def test_every_profile_section_validates_and_dvc_runs_every_train_section(repo_copy, profile):
+    _set(repo_copy / "params.yaml", profile=profile)
+    params = load_params(repo_copy / "params.yaml")
+    data = yaml.safe_load((repo_copy / "experiments" / f"{profile}.yaml").read_text())
+    models = _stage_models()
+    for section in set(data) - {"train"}:
+        assert section in models, f"{profile}.yaml has section {section!r} no stage reads"
+        load_section(models[section], section, params, repo_copy / "params.yaml")
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    assert set(dvc["stages"]["train"]["foreach"]) == set(data["train"])
+    assert set(models) <= set(dvc["stages"])

@@ -23,12 +23,14 @@ LAYER_SHAPES = {
     "imagenet32": [(128, 32, 32), (128, 16, 16), (256, 16, 16), (256, 8, 8), (512, 8, 8),
                    (512, 4, 4)],
     "svhn32": [(64, 16, 16), (128, 8, 8), (256, 4, 4)],
+    "svhn32_authors": [(64, 16, 16), (128, 8, 8), (256, 4, 4)],
     "lsun64": [(128, 32, 32), (256, 16, 16), (512, 8, 8), (1024, 4, 4)],
+    "lsun64_small": [(32, 32, 32), (64, 16, 16), (128, 8, 8), (256, 4, 4)],
     "mnist_cond": [(64, 14, 14), (128, 7, 7)],
     "gan_mlp": [(1024, 1, 1), (1024, 1, 1)],
 }
-FEATURE_DIMS = {"imagenet32": 28672, "svhn32": 7168, "lsun64": 30720, "mnist_cond": 0,
-                "gan_mlp": 0}
+FEATURE_DIMS = {"imagenet32": 28672, "svhn32": 7168, "svhn32_authors": 7168, "lsun64": 30720,
+                "lsun64_small": 7680, "mnist_cond": 0, "gan_mlp": 0}
 B = 4
 
 
@@ -36,7 +38,7 @@ def _labels(spec, n=B):
     return torch.arange(n) % spec.n_classes if spec.n_classes else None
 
 
-def test_registry_holds_the_five_variants():
+def test_registry_holds_every_variant():
     assert MODELS.names() == sorted(LAYER_SHAPES)
 
 

@@ -111,3 +111,33 @@ def test_bad_input(problem):
         L2SVM(1.0).predict(Xtr)  # not fitted
     with pytest.raises(ReproError):
         L2SVM(1e-3).fit(Xtr, ytr).predict(Xtr[:, :10])
+
+
+@pytest.mark.parametrize("standardize", [False, True])
+@pytest.mark.parametrize("precondition", ["nystrom", "jacobi"])
+def test_kernel_and_primal_spaces_agree_when_features_outnumber_samples(standardize, precondition):
+    """N < D (a 1000-label draw of 7168-d features): both Newton spaces reach LinearSVC's
+    optimum; features far from centred (like D activations) are the hard case."""
+    rng = np.random.default_rng(0)
+    n, d = 150, 400
+    y = rng.integers(0, 5, n)
+    X = (rng.normal(size=(n, d)) + 3.0 + 0.7 * np.eye(5)[y] @ rng.normal(size=(5, d))).astype(np.float32)
+    C = 1e-2
+    kern = L2SVM(C, space="kernel", standardize=standardize, dtype=torch.float64).fit(X, y)
+    prim = L2SVM(C, space="primal", standardize=standardize, precondition=precondition,
+                 dtype=torch.float64).fit(X, y)
+    assert kern.space_used_ == "kernel" and prim.space_used_ == "primal"
+    assert L2SVM(C).fit(X, y).space_used_ == "kernel"  # auto picks it for N <= D
+    assert kern.objective(X, y) == pytest.approx(prim.objective(X, y), rel=1e-4)
+    if not standardize:
+        sk = _liblinear(X, y, C, dual=True)
+        obj_sk = l2svm_objective(X, y, sk.coef_, sk.intercept_, C)
+        assert kern.objective(X, y) <= obj_sk * (1 + 1e-3)
+    np.testing.assert_allclose(kern.decision_function(X), prim.decision_function(X), atol=1e-2)
+
+
+def test_unknown_space_and_preconditioner_list_valid_names():
+    with pytest.raises(ReproError, match="valid names: auto, primal, kernel"):
+        L2SVM(1.0, space="dual")
+    with pytest.raises(ReproError, match="valid names: nystrom, jacobi"):
+        L2SVM(1.0, precondition="ilu")

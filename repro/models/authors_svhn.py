@@ -42,8 +42,11 @@ import numpy as np
 import torch
 
 from repro.errors import ReproError, cli_errors
-from repro.models.dcgan32 import svhn32_discriminator, svhn32_generator
-from repro.models.layers import ConvDiscriminator, ConvGenerator, batchnorms, use_batch_statistics
+from dataclasses import replace
+
+from repro.models.dcgan32 import SVHN32_SPEC, svhn32_discriminator, svhn32_generator
+from repro.models.layers import (ConvDiscriminator, ConvGenerator, FactoryVariant, batchnorms,
+                                 use_batch_statistics)
 
 URL_BASE = ("https://github.com/Newmu/dcgan_code/raw/master/models/"
             "svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb/")
@@ -199,10 +202,33 @@ def _set(param: torch.Tensor, value: torch.Tensor, what: str) -> None:
         param.copy_(value)
 
 
+def authors_discriminator() -> ConvDiscriminator:
+    """svhn32's D with the original BN epsilon (the weights come from `port_discriminator`)."""
+    d = svhn32_discriminator()
+    for bn in batchnorms(d):
+        bn.eps = BN_EPS
+    return d
+
+
+def authors_generator() -> ConvGenerator:
+    """svhn32's G with the original BN: epsilon 1e-8 and always batch statistics."""
+    gen = svhn32_generator()
+    for bn in batchnorms(gen):
+        bn.eps = BN_EPS
+    return use_batch_statistics(gen)
+
+
+# Registered so a ported checkpoint (the `port_svhn` stage) loads like any trained one.
+SVHN32_AUTHORS = FactoryVariant(
+    replace(SVHN32_SPEC, name="svhn32_authors",
+            description="svhn32 with the authors' BN conventions; holds their ported weights"),
+    authors_generator, authors_discriminator)
+
+
 def port_discriminator(arrays: list[np.ndarray]) -> ConvDiscriminator:
     """D arrays 01..08: w1, w2, g2, b2, w3, g3, b3, wy (4096, 1)."""
     w1, w2, g2, b2, w3, g3, b3, wy = arrays
-    d = svhn32_discriminator()
+    d = authors_discriminator()
     conv1, (conv2, bn2), (conv3, bn3) = d.blocks[0][0], d.blocks[1][:2], d.blocks[2][:2]
     _set(conv1.weight, _conv(w1), "D conv1")
     _set(conv2.weight, _conv(w2), "D conv2")
@@ -212,15 +238,13 @@ def port_discriminator(arrays: list[np.ndarray]) -> ConvDiscriminator:
     _set(bn3.weight, _vec(g3), "D bn3 gain")
     _set(bn3.bias, _vec(b3), "D bn3 bias")
     _set(d.classify.weight, _vec(wy).T, "D linear")  # (4096, 1) -> (1, 4096)
-    for bn in batchnorms(d):
-        bn.eps = BN_EPS
     return d
 
 
 def port_generator(arrays: list[np.ndarray]) -> ConvGenerator:
     """G arrays 01..10: w (100, 4096), g, b, w2, g2, b2, w3, g3, b3, wx."""
     w, g, b, w2, g2, b2, w3, g3, b3, wx = arrays
-    gen = svhn32_generator()
+    gen = authors_generator()
     (dc2, bn2), (dc3, bn3), dcx = gen.blocks[0][:2], gen.blocks[1][:2], gen.blocks[2][0]
     _set(gen.project.weight, _vec(w).T, "G linear")  # (100, 4096) -> (4096, 100)
     _set(gen.project_bn.weight, _vec(g), "G bn gain")
@@ -232,9 +256,7 @@ def port_generator(arrays: list[np.ndarray]) -> ConvGenerator:
     _set(bn3.weight, _vec(g3), "G bn3 gain")
     _set(bn3.bias, _vec(b3), "G bn3 bias")
     _set(dcx.weight, _conv(wx), "G deconv_x")
-    for bn in batchnorms(gen):
-        bn.eps = BN_EPS
-    return use_batch_statistics(gen)
+    return gen
 
 
 def load_authors_svhn(folder: str | Path) -> tuple[ConvGenerator, ConvDiscriminator]:

@@ -7,6 +7,7 @@ the stage reads only `params.yaml`'s shared keys plus its own profile section.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,3 +74,23 @@ class Stage:
             "deviations": self.deviations(),
             **extra,
         })
+
+
+def metric_cell(runs: list[float], *, comparable: bool, protocol: dict[str, Any],
+                deviations: list[str], compares_to: str | None, seeds: list[int] = (),
+                unit: str = "%", **extra: Any) -> dict[str, Any]:
+    """One cell of a metrics file (schema: docs/CONVENTIONS.md): mean and std of `runs`."""
+    runs = [float(r) for r in runs]
+    return {
+        "value": statistics.fmean(runs),
+        "std": statistics.stdev(runs) if len(runs) > 1 else None,
+        "n_runs": len(runs),
+        "runs": runs,
+        "seeds": list(seeds),
+        "unit": unit,
+        "compares_to": compares_to,
+        "comparable": comparable,
+        "protocol": protocol,
+        "deviations": list(deviations),
+        **extra,
+    }

@@ -15,7 +15,6 @@ fits 1-NN on real training images instead.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,7 +28,7 @@ from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage
+from repro.stages.common import Stage, metric_cell
 from repro.train.sampling import generate, save_grid
 from repro.utils.io import write_json
 from repro.utils.progress import progress
@@ -83,22 +82,6 @@ def _error(nn: StreamingNN, labels: torch.Tensor) -> float:
     return 100.0 * (nn.predict().to(labels.device) != labels).float().mean().item()
 
 
-def _cell(runs: list[float], seeds: list[int], comparable: bool, protocol: dict,
-          deviations: list[str], compares_to: str) -> dict:
-    return {
-        "value": statistics.fmean(runs),
-        "std": statistics.stdev(runs) if len(runs) > 1 else None,
-        "n_runs": len(runs),
-        "runs": runs,
-        "seeds": seeds,
-        "unit": "%",
-        "compares_to": compares_to,
-        "comparable": comparable,
-        "protocol": protocol,
-        "deviations": deviations,
-    }
-
-
 def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Path) -> None:
     stage = Stage.open("table3", Table3Config, "table3")
     cfg: Table3Config = stage.section
@@ -135,9 +118,10 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
     t0 = time.perf_counter()
     nn = StreamingNN(queries, device=stage.device)
     nn.update(_flat01(train.images).to(stage.device), train.labels.to(stage.device))
-    metrics["table3/real/err@50k"] = _cell(
-        [_error(nn, q_labels)], [], full_protocol, {**base_protocol, "n_samples": len(train)},
-        deviations, "table3/real/err@50k")
+    metrics["table3/real/err@50k"] = metric_cell(
+        [_error(nn, q_labels)], comparable=full_protocol,
+        protocol={**base_protocol, "n_samples": len(train)}, deviations=deviations,
+        compares_to="table3/real/err@50k")
     timings["real"] = round(time.perf_counter() - t0, 2)
 
     for row, train_name in cfg.models.items():
@@ -173,13 +157,14 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
         for col, values in runs.items():
             n = cfg.n_samples[col]
             comparable = full_protocol and n == PAPER_SAMPLES[col] and not ckpt.get("dry_run")
-            metrics[f"table3/{row}/err@{col}"] = _cell(
-                values, seeds, comparable,
-                {**base_protocol, "n_samples": n, "generator": train_name,
-                 "generator_data": ckpt.get("data_source")},
-                deviations + ([f"{n} generated samples (paper: {PAPER_SAMPLES[col]})"]
-                              if n != PAPER_SAMPLES[col] else []) + list(ckpt.get("deviations", [])),
-                f"table3/{row}/err@{col}")
+            metrics[f"table3/{row}/err@{col}"] = metric_cell(
+                values, seeds=seeds, comparable=comparable,
+                protocol={**base_protocol, "n_samples": n, "generator": train_name,
+                          "generator_data": ckpt.get("data_source")},
+                deviations=deviations + ([f"{n} generated samples (paper: {PAPER_SAMPLES[col]})"]
+                                         if n != PAPER_SAMPLES[col] else [])
+                + list(ckpt.get("deviations", [])),
+                compares_to=f"table3/{row}/err@{col}")
         timings[row] = round(time.perf_counter() - t0, 2)
     write_json(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds_per_row=timings,

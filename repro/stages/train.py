@@ -3,9 +3,13 @@
     python -m repro.stages.train --name mnist_cond --out results/checkpoints/mnist_cond \
         --live results/live/mnist_cond --provenance results/provenance [--resume]
 
-Writes `<out>/seed<k>.pt` per seed, sample grids after the first epoch and at the end
+Writes `<out>/seed<k>.pt` per seed, `<out>/epoch1_seed<k>.pt` (first seed, after one epoch),
+sample grids after the first epoch and at the end
 (`<out>/samples_epoch1.png`, `<out>/samples_final.png`, seed = first seed, the paper's
 Figs. 2-3 and 9), and DVCLive logs of losses under `--live`.
+
+Multi-GPU: `torchrun --nproc_per_node K -m repro.stages.train ...` (same arguments) trains with
+DDP over K processes; rank 0 alone writes files (see repro.train.distributed).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from repro.data.loading import load_dataset
 from repro.errors import cli_errors
 from repro.registry import MODELS
 from repro.stages.common import Stage
+from repro.train import distributed
 from repro.train.config import TrainConfig
 from repro.train.sampling import generate, save_grid
 from repro.train.trainer import GANTrainer
+from repro.utils.io import torch_save
 
 DRY_RUN_STEPS = 3
 
@@ -37,6 +43,7 @@ def train_section(stage: Stage) -> TrainConfig:
 def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool) -> None:
     stage = Stage.open(f"train_{name}", TrainConfig, f"train.{name}")
     cfg = train_section(stage)
+    rank = distributed.init_from_env(stage.device.type)  # 1 process unless under torchrun
     variant = MODELS.get(cfg.variant)
     data_params = stage.params.data
     results = []
@@ -46,7 +53,7 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
                             max_images=cfg.max_images, seed=seed,
                             dry_run=stage.dry_run)
         live = None
-        if live_dir is not None and i == 0:
+        if live_dir is not None and i == 0 and rank.is_main:
             from dvclive import Live
 
             live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, resume=resume)
@@ -62,21 +69,28 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
         def epoch_end(epoch: int, trainer: GANTrainer, first=(i == 0)) -> None:
             if first and epoch == 0:
                 _grid(trainer, out / "samples_epoch1.png", f"{name}: after 1 epoch")
+                # The one-epoch generator (Fig. 2's memorisation check reads it); not named
+                # seed*.pt, so consumers of final checkpoints never pick it up.
+                torch_save(trainer.state_dict(complete=False), out / f"epoch1_seed{seed}.pt")
 
         trainer = GANTrainer(cfg, data, stage.device, out / f"seed{seed}.pt",
                              extra={"profile": stage.profile, "dry_run": stage.dry_run,
                                     "deviations": stage.deviations()},
                              on_log=log, on_epoch=epoch_end)
         result = trainer.run(seed, resume=resume)
-        if i == 0:
+        if i == 0 and rank.is_main:
             _grid(trainer, out / "samples_final.png", f"{name}: end of training")
         if live is not None:
             live.end()
         results.append({"seed": seed, "steps": result.steps, "seconds": round(result.seconds, 2),
                         "images_per_second": round(result.images_per_second, 1),
                         "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g,
-                        "data_source": trainer.data_source, "n_train": trainer.n})
-    stage.write_provenance(provenance_dir, variant=variant.spec.name, seeds=list(cfg.seeds), runs=results)
+                        "data_source": trainer.data_source, "n_train": trainer.n,
+                        "estimated_seconds": trainer.estimated_seconds})
+    if rank.is_main:
+        stage.write_provenance(provenance_dir, variant=variant.spec.name, seeds=list(cfg.seeds),
+                               runs=results, world_size=rank.world_size)
+    distributed.shutdown()
 
 
 def _grid(trainer: GANTrainer, path: Path, title: str) -> None:
@@ -92,9 +106,6 @@ def _grid(trainer: GANTrainer, path: Path, title: str) -> None:
                          labels=labels, batch_size=max(n, 100) if not spec.n_classes else n)
     nrow = (n // spec.n_classes) if spec.n_classes else None
     save_grid(images, path, nrow=nrow, title=f"{title} — data: {trainer.data_source}")
-
-
-
 
 
 @cli_errors

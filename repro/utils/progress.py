@@ -9,8 +9,8 @@ from tqdm.auto import tqdm
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "",
-             unit: str = "it", **kwargs) -> tqdm:
+             unit: str = "it", disable: bool = False, **kwargs) -> tqdm:
     # REPRO_PROGRESS=0 silences bars (tests, CI logs); they still show in a terminal by default.
-    disable = os.environ.get("REPRO_PROGRESS", "1") == "0"
+    disable = disable or os.environ.get("REPRO_PROGRESS", "1") == "0"
     return tqdm(iterable, total=total, desc=desc, unit=unit, disable=disable,
                 dynamic_ncols=True, mininterval=1.0, **kwargs)

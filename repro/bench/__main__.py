@@ -1,0 +1,3 @@
+from repro.bench.cli import main
+
+main()

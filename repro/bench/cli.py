@@ -1,0 +1,186 @@
+"""`python -m repro.bench`: run the benchmarks, write results/bench.json.
+
+    python -m repro.bench --quick                 # small sizes, a few minutes on a CPU
+    python -m repro.bench                         # the device's full sizes (see SIZES)
+    python -m repro.bench --only train,svm --out results/bench.json
+
+Names for --only: train (or train/<variant>), svm, nn, stream, features. With --only the
+results are merged into an existing file of the same device (other entries kept).
+Sizes: SIZES[quick|cpu|cuda]; each can be overridden by a flag. The issue's sizes (SVM on 10k
+and 50k x 28672, 1-NN 50k x 10k, features on 50k) are the CUDA defaults; on a CPU the full
+run uses what finishes in minutes, and bench.json records what ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from repro.errors import ReproError, cli_errors
+from repro.utils.device import describe, resolve_device
+from repro.utils.io import read_json, write_json
+from repro.utils.provenance import git_revision
+
+VARIANTS = ["svhn32", "imagenet32", "mnist_cond", "lsun64_small"]
+# the paper profiles' batch sizes (experiments/paper.yaml); lsun64_small as lsun64
+PAPER_BATCH = {"svhn32": 64, "imagenet32": 128, "mnist_cond": 128, "lsun64_small": 128, "lsun64": 128}
+NAMES = ("train", "svm", "nn", "stream", "features")
+
+SIZES = {
+    "quick": dict(train_batch=32, train_steps=4, train_warmup=2, repeats=1, svm_n=[500],
+                  svm_test=500, nn_refs=5000, nn_queries=1000, stream_samples=5000,
+                  stream_queries=1000, features_n=1000),
+    "cpu": dict(train_batch=None, train_steps=12, train_warmup=3, repeats=2, svm_n=[5000],
+                svm_test=2000, nn_refs=50000, nn_queries=10000, stream_samples=20000,
+                stream_queries=10000, features_n=10000),
+    "cuda": dict(train_batch=None, train_steps=200, train_warmup=20, repeats=2,
+                 svm_n=[10000, 50000], svm_test=10000, nn_refs=50000, nn_queries=10000,
+                 stream_samples=1_000_000, stream_queries=10000, features_n=50000),
+}
+
+
+def _selected(only: str | None) -> tuple[set[str], list[str] | None]:
+    if not only:
+        return set(NAMES), None
+    names, variants = set(), []
+    for item in only.split(","):
+        head, _, tail = item.strip().partition("/")
+        if head not in NAMES:
+            raise ReproError(f"unknown benchmark {item!r}; valid names: {', '.join(NAMES)} "
+                             "(or train/<variant>)")
+        names.add(head)
+        if head == "train" and tail:
+            variants.append(tail)
+    return names, variants or None
+
+
+def run(args: argparse.Namespace) -> dict:
+    from repro.bench.features import bench_features
+    from repro.bench.nn import bench_generated_stream, bench_nn
+    from repro.bench.svm import bench_svm, svm_data
+    from repro.bench.train import bench_train
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sizes = dict(SIZES["quick" if args.quick else device.type])
+    for key in sizes:
+        val = getattr(args, key, None)
+        if val is not None:
+            sizes[key] = val
+    names, only_variants = _selected(args.only)
+    fast = {}
+    if device.type == "cuda" and not args.no_fast:
+        fast = {"channels_last": True, "bf16": True}
+    if args.compile:
+        fast["compile"] = True
+    ref_workers = args.ref_workers if args.ref_workers is not None else (2 if device.type == "cuda" else 0)
+    results: dict[str, dict] = {}
+    t0 = time.perf_counter()
+
+    def record(name: str, fn) -> None:
+        print(f"[bench] {name} ...", flush=True)
+        t = time.perf_counter()
+        try:
+            results[name] = fn()
+        except ReproError:
+            raise
+        except Exception as e:  # one failing benchmark must not lose the others' numbers
+            traceback.print_exc()
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+        results[name]["bench_seconds"] = round(time.perf_counter() - t, 2)
+        r = results[name]
+        print(f"[bench] {name}: ratio {r.get('ratio')}, target {r.get('target')}, "
+              f"met {r.get('target_met')} ({r['bench_seconds']} s)", flush=True)
+
+    if "train" in names:
+        for v in only_variants or args.variants or VARIANTS:
+            batch = sizes["train_batch"] or PAPER_BATCH.get(v, 128)
+            record(f"train/{v}", lambda v=v, batch=batch: bench_train(
+                v, device, batch, sizes["train_steps"], sizes["train_warmup"], sizes["repeats"],
+                ref_workers, fast))
+    if "svm" in names:
+        for n in sizes["svm_n"]:
+            data = {}
+
+            def svm(n=n):
+                data["xy"] = svm_data(device, n, sizes["svm_test"])
+                return bench_svm(device, n, sizes["svm_test"], args.svm_C, args.svm_tol,
+                                 1 if n > 10000 else sizes["repeats"], data=data["xy"])
+            record(f"svm/{n}x28672", svm)
+    if "nn" in names:
+        record(f"nn/{sizes['nn_refs']}x{sizes['nn_queries']}x784",
+               lambda: bench_nn(device, sizes["nn_refs"], sizes["nn_queries"], sizes["repeats"]))
+    if "stream" in names:
+        record(f"nn_stream/{sizes['stream_samples']}x{sizes['stream_queries']}",
+               lambda: bench_generated_stream(device, sizes["stream_samples"],
+                                              sizes["stream_queries"], chunk=args.stream_chunk,
+                                              generate_batch=args.generate_batch))
+    if "features" in names:
+        record(f"features/imagenet32/{sizes['features_n']}",
+               lambda: bench_features(device, sizes["features_n"], 256, sizes["repeats"]))
+
+    out = {"device": device.type, "device_name": describe(device) if device.type == "cuda"
+           else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+           "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "cuda": torch.version.cuda if device.type == "cuda" else None,
+           "git": git_revision(), "quick": bool(args.quick), "sizes": sizes,
+           "fast_path": fast, "reference_num_workers": ref_workers,
+           "wall_time_s": round(time.perf_counter() - t0, 2), "benchmarks": results}
+    path = Path(args.out)
+    if args.only and path.exists():
+        old = read_json(path)
+        if old.get("device") == out["device"] and old.get("quick") == out["quick"]:
+            out["benchmarks"] = {**old.get("benchmarks", {}), **results}
+    write_json(path, out)
+    return out
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="results/bench.json")
+    ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes on a CPU)")
+    ap.add_argument("--only", default=None, help=f"comma list of {', '.join(NAMES)}, train/<variant>")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--variants", nargs="+", default=None, help=f"default: {' '.join(VARIANTS)}")
+    ap.add_argument("--train-batch", dest="train_batch", type=int, default=None,
+                    help="default: each variant's paper batch size (quick: 32)")
+    ap.add_argument("--train-steps", dest="train_steps", type=int, default=None)
+    ap.add_argument("--train-warmup", dest="train_warmup", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--svm-n", dest="svm_n", type=int, nargs="+", default=None)
+    ap.add_argument("--svm-test", dest="svm_test", type=int, default=None)
+    ap.add_argument("--svm-C", dest="svm_C", type=float, default=0.01)
+    ap.add_argument("--svm-tol", dest="svm_tol", type=float, default=1e-4)
+    ap.add_argument("--nn-refs", dest="nn_refs", type=int, default=None)
+    ap.add_argument("--nn-queries", dest="nn_queries", type=int, default=None)
+    ap.add_argument("--stream-samples", dest="stream_samples", type=int, default=None)
+    ap.add_argument("--stream-queries", dest="stream_queries", type=int, default=None)
+    ap.add_argument("--stream-chunk", dest="stream_chunk", type=int, default=100_000)
+    ap.add_argument("--generate-batch", dest="generate_batch", type=int, default=5000)
+    ap.add_argument("--features-n", dest="features_n", type=int, default=None)
+    ap.add_argument("--ref-workers", dest="ref_workers", type=int, default=None,
+                    help="the reference loop's DataLoader workers (default: 2 on CUDA as in the "
+                         "PyTorch DCGAN tutorial, 0 on CPU)")
+    ap.add_argument("--no-fast", dest="no_fast", action="store_true",
+                    help="on CUDA, train without channels_last + bf16")
+    ap.add_argument("--compile", action="store_true", help="torch.compile in our trainer")
+    args = ap.parse_args(argv)
+    out = run(args)
+    from repro.bench.format import bench_markdown
+
+    print(bench_markdown(args.out))
+    failed = [k for k, v in out["benchmarks"].items() if "error" in v]
+    if failed:
+        raise ReproError(f"benchmark(s) failed: {', '.join(failed)}; see the traceback above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Render results/bench.json as Markdown (the report embeds `bench_markdown(path)`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from repro.utils.io import read_json
+
+
+def _n(x, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return str(x)
+
+
+def _sizes(s: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("repeats",))
+
+
+def _cell(side: dict | None) -> str:
+    if not side:
+        return "—"
+    return f"{_n(side['value'])} {side.get('unit', '')}".strip()
+
+
+def bench_markdown(path: str | Path) -> str:
+    """A Markdown section: the machine, then one row per benchmark (ours, alternative, ratio,
+    target, met), then the accuracy checks."""
+    b = read_json(path)
+    lines = [f"Benchmarks on **{b.get('device_name')}** ({b.get('device')}, torch {b.get('torch')}, "
+             f"{b.get('threads')} CPU threads{', quick sizes' if b.get('quick') else ''}; "
+             f"{_n(b.get('wall_time_s'))} s in all). Ratio = speed-up of ours over the "
+             "alternative; both measured in the same run, best of the repeats.", "",
+             "| benchmark | sizes | ours | alternative | ratio | target | met |",
+             "|---|---|---|---|---|---|---|"]
+    checks = []
+    for name, r in b.get("benchmarks", {}).items():
+        if "error" in r:
+            lines.append(f"| {name} | — | failed: {r['error']} | — | — | — | — |")
+            continue
+        ratio = r.get("ratio")
+        extra = ""
+        if "projected_10M_vs_10k_s" in r:
+            extra = f" (projected 10M x 10k: {_n(r['projected_10M_vs_10k_s'])} s)"
+        tgt = r.get("target")
+        tgt_s = "—" if tgt is None else (f"≤ {tgt:g} s" if "projected_10M_vs_10k_s" in r else f"≥ {tgt:g}x")
+        lines.append(f"| {name} | {_sizes(r.get('sizes', {}))} | {_cell(r.get('ours'))}{extra} | "
+                     f"{_cell(r.get('alternative'))} | {_n(ratio) + 'x' if ratio else '—'} | "
+                     f"{tgt_s} | {_n(r.get('target_met'))} |")
+        if "accuracy_diff_pp" in r:
+            checks.append(f"- {name}: accuracy ours {_n(100 * r['ours']['accuracy'], 4)} %, "
+                          f"LinearSVC {_n(100 * r['alternative']['accuracy'], 4)} % "
+                          f"(difference {_n(r['accuracy_diff_pp'])} pp; within 0.5 pp: "
+                          f"{_n(r['accuracy_within_0_5pp'])})")
+        if r.get("ours", {}).get("error_pct") is not None and r.get("alternative"):
+            checks.append(f"- {name}: 1-NN error ours {_n(r['ours']['error_pct'], 4)} %, "
+                          f"sklearn {_n(r['alternative']['error_pct'], 4)} %")
+    if checks:
+        lines += ["", "Agreement:", *checks]
+    return "\n".join(lines) + "\n"

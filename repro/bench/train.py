@@ -1,0 +1,62 @@
+"""GAN training throughput: GANTrainer vs the tutorial loop (repro.bench.reference)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from repro.bench.common import class_images, comparison
+from repro.bench.reference import reference_loop
+from repro.data.base import ImageSet
+from repro.registry import MODELS
+from repro.train.config import TrainConfig
+from repro.train.trainer import GANTrainer
+
+
+def ours_loop(variant_name: str, data: ImageSet, device: torch.device, batch_size: int,
+              steps: int, warmup: int, fast: dict) -> dict:
+    """images/s of GANTrainer over its steps warmup+1 .. warmup+steps.
+
+    The trainer logs (one host sync) every `warmup` steps; the clock runs from the first log
+    to the last, so setup, warm-up and the final checkpoint write are outside it."""
+    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
+                      max_steps=warmup + steps, log_every=warmup, checkpoint_every=10**9,
+                      **fast)
+    marks: dict[int, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = GANTrainer(cfg, data, device, Path(tmp) / "bench.pt",
+                             on_log=lambda m: marks.__setitem__(int(m["step"]), time.perf_counter()))
+        result = trainer.run(seed=0)
+    seconds = marks[warmup + steps] - marks[warmup]
+    return {"images_per_second": steps * batch_size / seconds, "seconds": seconds,
+            "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g}
+
+
+def bench_train(variant_name: str, device: torch.device, batch_size: int, steps: int,
+                warmup: int, repeats: int, ref_workers: int, fast: dict) -> dict:
+    spec = MODELS.get(variant_name).spec
+    steps = max(warmup, steps // warmup * warmup)  # a multiple of the log interval
+    n = batch_size * (warmup + steps + 1)  # one epoch covers the run: no epoch boundary inside
+    images, labels = class_images(n, spec.channels, spec.image_size, max(spec.n_classes, 10), seed=1)
+    data = ImageSet(images=images, labels=labels, name="bench", split="train",
+                    source="generated: class prototypes + noise", real=False)
+    ours, ref = [], []
+    for _ in range(repeats):  # alternate, keep each side's best (noisy shared machines)
+        ours.append(ours_loop(variant_name, data, device, batch_size, steps, warmup, fast))
+        ref.append(reference_loop(variant_name, images, labels, device, batch_size, steps,
+                                  warmup, num_workers=ref_workers))
+    best = lambda runs: max(runs, key=lambda r: r["images_per_second"])  # noqa: E731
+    o, r = best(ours), best(ref)
+    return comparison(
+        {"name": "GANTrainer", "value": o["images_per_second"], "unit": "img/s",
+         "runs": [x["images_per_second"] for x in ours], "config": fast},
+        {"name": f"tutorial loop (DataLoader, num_workers={ref_workers}, per-step .item())",
+         "value": r["images_per_second"], "unit": "img/s",
+         "runs": [x["images_per_second"] for x in ref]},
+        "train", device, higher_is_better=True,
+        sizes={"variant": variant_name, "batch_size": batch_size, "timed_steps": steps,
+               "warmup_steps": warmup, "repeats": repeats, "image_size": spec.image_size},
+        what=f"GAN training throughput, {variant_name} (D and G updated every step)")

@@ -1,0 +1,147 @@
+"""The L2-SVM's Newton method in coefficient space, for fewer samples than features (N <= D).
+
+Same objective, same stopping rule and the same line search as the primal solver in
+`repro.eval.svm`; only the space the Newton systems are solved in differs. The optimum lies
+in the row space of Xs = [X, s] (representer theorem), so w = Xs^T alpha with alpha (N, K),
+scores O = Kmat alpha with Kmat = Xs Xs^T (N x N), and every w-space quantity of the primal
+method has an N-dimensional image:
+- gradient      g = Xs^T gamma,  gamma = alpha - 2C viol * Y   (viol = max(0, 1 - Y O))
+- Hessian       H Xs^T p = Xs^T (p + 2C a * (Kmat p))          (a = active set, viol > 0)
+- inner product <Xs^T u, Xs^T v> = u^T Kmat v
+Conjugate gradients run in that inner product, so each step costs O(N^2 K) instead of
+O(N D K): for Table 2 (1,000 labels x 7,168 dims) or Table 1's 4,000 x 28,672 this is 7-30x
+fewer flops per step, after one O(N^2 D) product for Kmat.
+Preconditioner: (I + 2C Kmat)^-1, the inverse of the Hessian with every sample active, from
+an eigendecomposition of Kmat (exact up to `exact_max` samples, a rank-`rank` randomised
+Nystrom sketch above). D features are far from centred and have a fast-decaying but heavy
+spectrum, which this preconditioner removes; Jacobi scaling cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+LineSearch = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def gram(X: Tensor, s: float, mean: Tensor | None, scale: Tensor | None,
+         block: int = 2048) -> Tensor:
+    """Kmat = Xs Xs^T (N, N) float64, Xs = [(X - mean) / scale, s], in row blocks."""
+    n = X.shape[0]
+    K = torch.empty((n, n), dtype=torch.float64, device=X.device)
+
+    def rows(i: int) -> Tensor:
+        xb = X[i:i + block]
+        if mean is not None:
+            xb = ((xb.double() - mean) / scale).to(X.dtype)
+        return xb
+
+    for i in range(0, n, block):
+        xi = rows(i)
+        for j in range(0, n, block):
+            K[i:i + block, j:j + block] = (xi @ rows(j).T).double()
+    return K + s * s
+
+
+def sketch(apply: Callable[[Tensor], Tensor], dim: int, rank: int, device: torch.device
+           ) -> tuple[Tensor, Tensor]:
+    """Randomised Nystrom approximation U diag(lam) U^T of a PSD operator `apply`
+    (Frangella, Tropp & Udell 2023), rank min(rank, dim), seeded: (U (dim, r), lam (r,))."""
+    r = max(1, min(rank, dim))
+    g = torch.Generator().manual_seed(0)
+    Om = torch.randn(dim, r, generator=g, dtype=torch.float64).to(device)
+    # Orthonormalise by Cholesky-QR (an r x r factorisation instead of a tall QR).
+    Q = torch.linalg.solve_triangular(torch.linalg.cholesky(Om.T @ Om), Om.T, upper=False).T
+    Y = apply(Q)  # (dim, r)
+    nu = torch.finfo(torch.float32).eps * Y.norm()  # shift for a stable Cholesky
+    Y = Y + nu * Q
+    B = torch.linalg.cholesky(Q.T @ Y)
+    F = torch.linalg.solve_triangular(B, Y.T, upper=False).T  # Y B^-T
+    # Thin SVD of the tall F through the r x r eigenproblem of F^T F.
+    ev, V = torch.linalg.eigh(F.T @ F)
+    ev, V = ev.flip(0).clamp_min(0.0), V.flip(1)
+    keep = ev > ev[0] * 1e-12
+    return (F @ V[:, keep]) / ev[keep].sqrt(), (ev[keep] - nu).clamp_min(0.0)
+
+
+def spectrum(K: Tensor, exact_max: int, rank: int) -> tuple[Tensor, Tensor]:
+    """(U (N, r), lam (r,)) with K ~ U diag(lam) U^T, lam descending."""
+    if K.shape[0] <= exact_max:
+        lam, U = torch.linalg.eigh(K)
+        return U.flip(1), lam.flip(0).clamp_min(0.0)
+    return sketch(lambda Q: K @ Q, K.shape[0], rank, K.device)
+
+
+def newton(K: Tensor, Y: Tensor, *, C: float, tol: float, max_iter: int, cg_max_iter: int,
+           line_search: LineSearch, exact_max: int = 4096, rank: int = 1024
+           ) -> tuple[Tensor, int, bool]:
+    """-> (alpha (N, K), Newton iterations, converged)."""
+    U, lam = spectrum(K, exact_max, rank)
+    mu = 1.0 + 2 * C * lam  # (r,)
+
+    def precondition(r: Tensor) -> Tensor:
+        # (I + 2C K)^-1 up to scale: exact on span(U), 1/mu_min on its complement
+        return r + U @ ((mu[-1] / mu - 1.0)[:, None] * (U.T @ r))
+
+    def knorm(u: Tensor, Ku: Tensor) -> Tensor:
+        return (u * Ku).sum(0).clamp_min(0.0).sqrt()
+
+    alpha = torch.zeros_like(Y)
+    O = torch.zeros_like(Y)  # (N, K) scores K alpha
+    viol = (1.0 - Y * O).clamp_min(0.0)
+    gam = alpha - 2 * C * viol * Y
+    gnorm = knorm(gam, K @ gam)
+    pos = (Y > 0).sum(0).double()
+    g0 = gnorm * torch.clamp(torch.minimum(pos, Y.shape[0] - pos), min=1) / Y.shape[0]
+    n_iter = 0
+    for it in range(max_iter):
+        todo = gnorm > tol * g0
+        if not bool(todo.any()):
+            return alpha, n_iter, True
+        n_iter = it + 1
+        a = (viol > 0).double()
+        eta = torch.clamp(torch.sqrt(gnorm / g0.clamp_min(1e-300)), max=0.1)
+        d = _cg(K, a, -gam * todo, precondition, eta * gnorm, C, cg_max_iter)
+        Z = K @ d  # (N, K) score change along d
+        t = line_search((alpha * Z).sum(0), (d * Z).sum(0), O, Z, Y)
+        alpha = alpha + t * d
+        O = O + t * Z
+        viol = (1.0 - Y * O).clamp_min(0.0)
+        gam = alpha - 2 * C * viol * Y
+        gnorm = knorm(gam, K @ gam)
+    return alpha, n_iter, not bool((gnorm > tol * g0).any())
+
+
+def _cg(K: Tensor, a: Tensor, b: Tensor, precondition, stop: Tensor, C: float,
+        max_iter: int) -> Tensor:
+    """Preconditioned CG for (I + 2C a * K) x = b in the K inner product, all classes at once."""
+    x = torch.zeros_like(b)
+    r = b.clone()
+    Kr = K @ r
+    z = precondition(r)
+    Kz = K @ z
+    p, Kp = z.clone(), Kz.clone()
+    rz = (r * Kz).sum(0)
+    active = (r * Kr).sum(0).clamp_min(0).sqrt() > stop
+    for _ in range(max_iter):
+        if not bool(active.any()):
+            break
+        Hp = p + 2 * C * a * Kp
+        KHp = K @ Hp
+        pHp = (p * KHp).sum(0)
+        alpha = torch.where(active & (pHp > 0), rz / pHp.clamp_min(1e-300), torch.zeros_like(rz))
+        x += alpha * p
+        r -= alpha * Hp
+        Kr -= alpha * KHp
+        z = precondition(r)
+        Kz = K @ z
+        rz_new = (r * Kz).sum(0)
+        beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
+        p = z + beta * p
+        Kp = Kz + beta * Kp
+        rz = rz_new
+        active = active & ((r * Kr).sum(0).clamp_min(0).sqrt() > stop)
+    return x

@@ -1,0 +1,334 @@
+"""Stage: the paper's Figs. 2-8 from the trained 64x64 model, each with a measured number.
+
+Reads `<checkpoints>/<model>/seed<k>.pt` (every seed) and `epoch1_seed<k>.pt` (first seed,
+Fig. 2), draws every figure for the first seed, measures every number for every seed, and
+trains two small judges on real labelled images: a window segmenter (Fig. 6) and an attribute
+classifier (Figs. 7/8). See `repro.figures` for what each number means.
+
+    python -m repro.stages.figures --checkpoints results/checkpoints \
+        --metrics results/metrics/figures.json --figures results/figures \
+        --provenance results/provenance
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from repro.data.base import ImageSet, to_float
+from repro.data.loading import dataset_spec, load_dataset
+from repro.errors import ReproError, cli_errors
+from repro.figures import arithmetic as arith
+from repro.figures import guided, memorisation, nets, walk, windows
+from repro.figures.common import (cell, draw_boxes, frame, mask_boxes, render, sample_z, to01,
+                                  to_u8, u8_to01, REFERENCE_Z)
+from repro.figures.config import FiguresConfig
+from repro.models.checkpoint import build_from_checkpoint
+from repro.stages.common import Stage
+from repro.train.sampling import save_grid
+from repro.utils.io import write_json
+
+DRY = {"max_train": 256, "max_heldout": 64, "n_samples": 64, "images": 64, "steps": 5,
+       "pool": 64, "test": 32}
+
+
+def _shrink(cfg: FiguresConfig) -> FiguresConfig:
+    """Dry run: the same code path at a few samples and steps."""
+    m = cfg.memorisation.model_copy(update={"n_samples": DRY["n_samples"], "grid": 16, "pairs": 8})
+    w = cfg.walk.model_copy(update={"rows": 2, "steps": 2})
+    g = cfg.guided.model_copy(update={"images": DRY["images"], "top": 2})
+    win = cfg.windows.model_copy(update={"n_samples": DRY["n_samples"], "test_samples": DRY["test"],
+                                         "detector_images": DRY["max_train"], "detector_test": DRY["test"],
+                                         "detector_steps": DRY["steps"], "show": 8})
+    a = cfg.arithmetic.model_copy(update={"max_images": DRY["max_train"], "max_test": DRY["test"],
+                                          "pool": DRY["pool"], "repeats": 1, "classifier_steps": DRY["steps"],
+                                          "turn_rows": 2})
+    return cfg.model_copy(update={"max_train": DRY["max_train"], "max_heldout": DRY["max_heldout"],
+                                  "memorisation": m, "walk": w, "guided": g, "windows": win,
+                                  "arithmetic": a})
+
+
+class Figures:
+    def __init__(self, stage: Stage, checkpoints: Path, out: Path):
+        self.stage, self.out = stage, out
+        self.cfg: FiguresConfig = _shrink(stage.section) if stage.dry_run else stage.section
+        self.dev = stage.device
+        d = stage.params.data
+        self.load_kw = dict(root=d.root, download=d.download, search=d.search, dry_run=stage.dry_run)
+        self.paths = sorted((checkpoints / self.cfg.model).glob("seed*.pt"))
+        if not self.paths:
+            raise ReproError(f"no checkpoints in {checkpoints / self.cfg.model}; run the "
+                             f"train@{self.cfg.model} stage first (dvc repro train@{self.cfg.model})")
+        self.checkpoints = checkpoints
+        self.metrics: dict[str, dict] = {}
+        self.runs: dict[str, tuple[list[float], list[int], str, dict]] = {}
+        self.extra_deviations: list[str] = []
+        self.facts: dict = {}
+
+    # ---------------------------------------------------------------- helpers
+    def load(self, name: str, split: str, n: int | None, seed: int = 0) -> ImageSet:
+        return load_dataset(name, split, max_images=n, seed=seed, **self.load_kw)
+
+    def record(self, cid: str, value: float, seed: int, unit: str, **facts) -> None:
+        runs, seeds, _, old = self.runs.setdefault(cid, ([], [], unit, {}))
+        runs.append(float(value))
+        seeds.append(seed)
+        old.update(facts)
+
+    def render01(self, variant, G, z: torch.Tensor) -> torch.Tensor:
+        return to01(render(variant, G, z, batch_size=self.cfg.batch_size), variant.spec.pixel_range).cpu()
+
+    def grid(self, images: torch.Tensor, name: str, title: str, nrow: int | None = None) -> None:
+        save_grid(images, self.out / name, nrow=nrow, title=title)
+
+    # ---------------------------------------------------------------- data and judges
+    def prepare(self, ckpt: dict) -> None:
+        cfg = self.cfg
+        if ckpt["config"].get("dataset") != cfg.dataset and not self.stage.dry_run:
+            raise ReproError(f"{self.paths[0]} was trained on {ckpt['config'].get('dataset')!r} but "
+                             f"figures.dataset is {cfg.dataset!r}; make them agree")
+        limit = ckpt["config"].get("max_images")
+        n_train = min(x for x in (limit, cfg.max_train) if x is not None) if (limit or cfg.max_train) else None
+        # Same dataset, split and seed as training: the prefix / nested subset of its images.
+        self.train = self.load(cfg.dataset, cfg.split, n_train, seed=ckpt["seed"])
+        held_name = cfg.heldout_dataset or cfg.dataset
+        if held_name == cfg.dataset and cfg.heldout_split == cfg.split:
+            raise ReproError("figures.heldout_split must differ from figures.split: held-out images "
+                             "must be images the model never saw")
+        self.heldout = self.load(held_name, cfg.heldout_split, cfg.max_heldout)
+        self.real = self.train.real and not self.stage.dry_run
+        self.facts.update(train_source=self.train.source, heldout_source=self.heldout.source,
+                          n_train_searched=len(self.train), n_heldout=len(self.heldout))
+        if limit is None or cfg.max_train is not None and len(self.train) < (limit or 10 ** 12):
+            if self.train.real:
+                self.extra_deviations.append(f"nearest neighbours searched among {len(self.train)} "
+                                             "of the model's training images")
+        self._window_detector()
+        self._attribute_classifier()
+
+    def _window_detector(self) -> None:
+        cfg, w = self.cfg, self.cfg.windows
+        self.boxes_given = None
+        if w.annotations is not None and not self.stage.dry_run:
+            self.boxes_given = windows.load_boxes(w.annotations, w.n_samples, w.render_seed,
+                                                  dataset_spec(cfg.dataset).image_size)
+            self.detector = None  # trained per seed on the annotated samples (see windows_fig)
+            return
+        data = self.load(cfg.dataset, cfg.split, w.detector_images + w.detector_test, seed=1)
+        if "window" not in data.masks:
+            if not self.stage.dry_run:
+                raise ReproError(f"{cfg.dataset} has no window masks; set figures.windows.annotations "
+                                 "to a box file (python -m repro.figures.annotate)")
+            data.masks["window"] = torch.zeros(data.images.shape[0], 64, 64, dtype=torch.bool)
+            data.masks["window"][:, 8:24, 8:24] = True  # dry run: a fixed box exercises the path
+            self.extra_deviations.append("dry run: stand-in window masks")
+        n_fit = w.detector_images
+        x, m = u8_to01(data.images), data.masks["window"][:, None]
+        self.detector = nets.fit(nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps, 32,
+                                 0, self.dev, "window detector")
+        truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
+        pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
+        self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")
+
+    def _attribute_classifier(self) -> None:
+        a = self.cfg.arithmetic
+        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2)
+        test_set = self.load(a.dataset, a.test_split, a.max_test, seed=2)
+        x_fit, y_fit = self._attributes(fit_set, a.split, a.max_images)
+        x_test, y_test = self._attributes(test_set, a.test_split, a.max_test)
+        self.attr_net = nets.fit(nets.AttributeNet(len(a.attributes)), x_fit, y_fit,
+                                 a.classifier_steps, 64, 0, self.dev, "attribute classifier")
+        pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
+        self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
+        self.attr_source = fit_set.source
+
+    def _attributes(self, data: ImageSet, split: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.cfg.arithmetic
+        if data.masks:
+            y, names = nets.room_attributes(data.masks)
+        elif a.dataset == "celeba" and not self.stage.dry_run:
+            from repro.data.supplied import load_celeba_attributes
+
+            d = self.stage.params.data
+            y, names = load_celeba_attributes(split, root=d.root, search=d.search, max_images=n, seed=2)
+        elif self.stage.dry_run:  # stand-in images: random labels exercise the code path
+            g = torch.Generator().manual_seed(3)
+            y, names = torch.randint(0, 2, (len(data), len(a.attributes)), generator=g), list(a.attributes)
+        else:
+            raise ReproError(f"no attribute labels for {a.dataset!r}; use synth_rooms or celeba")
+        missing = [n for n in a.attributes if n not in names]
+        if missing:
+            raise ReproError(f"unknown attribute(s) {missing}; valid names: {', '.join(names)}")
+        y = y[:, [names.index(n) for n in a.attributes]]
+        return u8_to01(data.resized(64, 3).images), y
+
+    def classify(self, x01: torch.Tensor) -> torch.Tensor:
+        return nets.predict(self.attr_net, x01, self.dev)
+
+    # ---------------------------------------------------------------- figures
+    def samples(self, variant, G, seed: int, fig: str, label: str, draw: bool) -> None:
+        m = self.cfg.memorisation
+        x = self.render01(variant, G, sample_z(variant, m.n_samples, seed + 2, self.dev))
+        res = memorisation.memorisation(x, u8_to01(self.train.images), u8_to01(self.heldout.images), self.dev)
+        self.record(f"{fig}/lsun_samples_{label}/nn_train_over_heldout_l2", res["ratio"], seed, "ratio",
+                    n_samples=m.n_samples, sample_median_l2=res["sample_median"],
+                    heldout_median_l2=res["heldout_median"])
+        if draw:
+            what = "after one epoch" if label == "1epoch" else "at the end of training"
+            self.grid(to_u8(x[:m.grid]), f"{fig}_samples_{label}.png",
+                      f"Fig. {fig[3:]}: samples {what}; data: {self.train.source}")
+            k = m.pairs
+            pairs = torch.cat([to_u8(x[:k]), self.train.images[res["sample_index"][:k]]])
+            self.grid(pairs, f"{fig}_nearest_{label}.png",
+                      f"Fig. {fig[3:]} check: top row samples, bottom row each one's nearest training "
+                      f"image (L2); median NN distance / held-out real images' = {res['ratio']:.3f}", nrow=k)
+
+    def latent_walk(self, variant, G, D, seed: int, draw: bool) -> None:
+        w = self.cfg.walk
+        anchors = sample_z(variant, w.rows * w.anchors, seed + 4, self.dev).view(w.rows, w.anchors, -1)
+        zs = walk.walk_z(anchors, w.steps)  # (R, T, Z)
+        frames = self.render01(variant, G, zs.flatten(0, 1))  # (R*T, C, H, W)
+        T = zs.shape[1]
+        pix = walk.smoothness(walk.step_sizes(frames.view(w.rows, T, -1)), w.jump_ratio)
+        with torch.no_grad():
+            feats = torch.cat([D.feature_vector(to_float(to_u8(frames[s:s + 256]), variant.spec.pixel_range)
+                                                .to(self.dev)).cpu() for s in range(0, len(frames), 256)])
+        dfe = walk.smoothness(walk.step_sizes(feats.view(w.rows, T, -1)), w.jump_ratio)
+        facts = dict(rows=w.rows, anchors=w.anchors, frames_per_segment=w.steps, jump_ratio=w.jump_ratio)
+        self.record("fig4/latent_walk/max_step_ratio_pixel", pix["max_ratio"], seed, "ratio", **facts)
+        self.record("fig4/latent_walk/max_step_ratio_dfeat", dfe["max_ratio"], seed, "ratio", **facts)
+        self.record("fig4/latent_walk/mean_step_pixel", pix["mean_step"], seed, "L2 [0,1] pixels", **facts)
+        self.record("fig4/latent_walk/n_jumps", len(set(pix["jumps"]) | set(dfe["jumps"])), seed, "steps", **facts)
+        if draw:
+            flagged = torch.zeros(w.rows, T, dtype=torch.bool)
+            for r, k in set(pix["jumps"]) | set(dfe["jumps"]):
+                flagged[r, k + 1] = True
+            images = frame(to_u8(frames), flagged.flatten())
+            self.grid(images, "fig4_latent_walk.png",
+                      f"Fig. 4: {w.rows} walks through {w.anchors} random z each ({w.steps} frames per "
+                      f"segment); red frames follow a step > {w.jump_ratio}x the row's median; max step / "
+                      f"median: pixels {pix['max_ratio']:.2f}, D features {dfe['max_ratio']:.2f}", nrow=T)
+
+    def guided_fig(self, variant, D, seed: int, draw: bool) -> None:
+        g = self.cfg.guided
+        data = self.train.subset(slice(0, g.images))
+        masks = self._object_masks(data)
+        measured = masks is not None
+        masks = masks if measured else torch.zeros(len(data), *data.images.shape[-2:], dtype=torch.bool)
+        x = to_float(data.images, variant.spec.pixel_range).to(self.dev)
+        torch.manual_seed(seed + 5)
+        random_d = variant.build_discriminator().to(self.dev)
+        out = {}
+        for name, model in (("trained", D), ("random", random_d)):
+            out[name] = guided.analyse(model, x, masks.to(self.dev), g.features, g.top)
+            if measured:
+                self.record(f"fig5/guided_backprop/object_mass_{name}", out[name]["mass"], seed, "share",
+                            objects=sorted(data.masks) or ["stand-in box"], features=g.features,
+                            top=g.top, object_area_share=masks.float().mean().item())
+        if measured:
+            self.record("fig5/guided_backprop/trained_over_random_concentration",
+                    out["trained"]["mass"] / max(out["random"]["mass"], 1e-12), seed, "ratio")
+        if draw:
+            for name, res in out.items():
+                idx, vis = res["index"], guided.visualise(res["grads"].cpu())  # (F, top), (F, top, C, H, W)
+                rows = torch.stack([torch.stack([data.images[idx[f, t]], vis[f, t]])
+                                    for f in range(len(idx)) for t in range(idx.shape[1])])
+                self.grid(rows.flatten(0, 1), f"fig5_guided_{name}.png",
+                          f"Fig. 5: {name} D, first {g.features} features of the last conv layer (one row "
+                          f"each): top-{g.top} images and their guided backprop; saliency mass on "
+                          f"objects {res['mass']:.3f}", nrow=2 * idx.shape[1])
+
+    def _object_masks(self, data: ImageSet) -> torch.Tensor | None:
+        if data.masks:
+            return torch.stack(list(data.masks.values())).any(0)  # (N, H, W): bed | window
+        if self.stage.dry_run:
+            m = torch.zeros(len(data), 64, 64, dtype=torch.bool)
+            m[:, 16:48, 16:48] = True
+            return m
+        self.extra_deviations.append(f"{self.cfg.dataset} has no object masks: Fig. 5 is drawn "
+                                     "but its number is not measured")
+        return None
+
+
+def _load(path: Path, variant_name: str, device: torch.device):
+    variant, G, D, ckpt = build_from_checkpoint(path, device=device)
+    if variant.spec.name != variant_name:
+        raise ReproError(f"{path} holds variant {variant.spec.name!r}, but figures.variant is "
+                         f"{variant_name!r}; fix the profile")
+    return variant, G, D, ckpt
+
+
+def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir: Path) -> None:
+    from repro.figures import editing
+
+    stage = Stage.open("figures", FiguresConfig, "figures")
+    F = Figures(stage, checkpoints, figures_dir)
+    cfg = F.cfg
+    timings: dict[str, float] = {}
+    data_sources = set()
+    for i, path in enumerate(F.paths):
+        variant, G, D, ckpt = _load(path, cfg.variant, stage.device)
+        data_sources.add(ckpt.get("data_source"))
+        seed, draw = ckpt["seed"], i == 0
+        if i == 0:
+            t0 = time.perf_counter()
+            F.prepare(ckpt)
+            timings["judges"] = round(time.perf_counter() - t0, 2)
+            first = path.parent / f"epoch1_seed{seed}.pt"
+            if first.is_file():
+                v1, G1, _, _ = _load(first, cfg.variant, stage.device)
+                F.samples(v1, G1, seed, "fig2", "1epoch", draw)
+            else:
+                F.extra_deviations.append(f"no one-epoch checkpoint {first}: Fig. 2 not drawn")
+        for name, step in (("samples", lambda: F.samples(variant, G, seed, "fig3", "final", draw)),
+                           ("walk", lambda: F.latent_walk(variant, G, D, seed, draw)),
+                           ("guided", lambda: F.guided_fig(variant, D, seed, draw)),
+                           ("windows", lambda: editing.windows_fig(F, variant, G, seed, draw))):
+            t0 = time.perf_counter()
+            step()
+            timings[name] = round(timings.get(name, 0.0) + time.perf_counter() - t0, 2)
+    arith_model = cfg.arithmetic.model or cfg.model
+    arith_paths = F.paths if arith_model == cfg.model else sorted((checkpoints / arith_model).glob("seed*.pt"))
+    if not arith_paths:
+        raise ReproError(f"no checkpoints in {checkpoints / arith_model} for figures.arithmetic.model; "
+                         f"run the train@{arith_model} stage first")
+    t0 = time.perf_counter()
+    for i, path in enumerate(arith_paths):
+        variant, G, _, ckpt = build_from_checkpoint(path, device=stage.device)
+        editing.arithmetic_fig(F, variant, G, ckpt["seed"], i == 0)
+    timings["arithmetic"] = round(time.perf_counter() - t0, 2)
+
+    full = (stage.profile == "paper" and F.real and not stage.dry_run and cfg.variant == "lsun64")
+    deviations = stage.deviations(*F.extra_deviations)
+    if cfg.arithmetic.dataset != "celeba" or cfg.dataset != "lsun_bedroom":
+        deviations.append("figures drawn from a model of generated rooms, not LSUN bedrooms / faces")
+    arith_dev = ["vector-arithmetic exemplars chosen automatically by the attribute classifier "
+                 "(the paper chose them by hand)"]
+    protocol = stage.protocol(dataset=cfg.dataset, model=cfg.model, variant=cfg.variant,
+                              generator_data=sorted(s for s in data_sources if s), **F.facts)
+    metrics = {}
+    for cid, (runs, seeds, unit, facts) in sorted(F.runs.items()):
+        extra = arith_dev if cid.startswith(("fig7", "fig8")) else []
+        metrics[cid] = cell(runs, seeds, unit, {**protocol, **facts}, deviations + extra, full)
+    write_json(metrics_path, metrics)
+    stage.write_provenance(provenance_dir, seconds=timings, seeds=sorted({s for c in metrics.values()
+                                                                         for s in c["seeds"]}),
+                           figures=sorted(p.name for p in figures_dir.glob("fig*.png")))
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", required=True, type=Path)
+    ap.add_argument("--metrics", required=True, type=Path)
+    ap.add_argument("--figures", required=True, type=Path)
+    ap.add_argument("--provenance", required=True, type=Path)
+    args = ap.parse_args(argv)
+    run(args.checkpoints, args.metrics, args.figures, args.provenance)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""What the Table 1 and Table 2 stages share: typed sub-sections, data and checkpoint loading,
+and the representations (checkpointed discriminators or raw pixels) a linear probe runs on."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import PositiveFloat, PositiveInt
+
+from repro.config import Section
+from repro.data.base import ImageSet
+from repro.data.loading import load_dataset
+from repro.errors import ReproError
+from repro.eval.probe import FeatureSettings, representation
+from repro.models.checkpoint import build_from_checkpoint
+from repro.stages.common import Stage
+from repro.utils.io import read_json
+
+# The authors' LinearSVC grid for SVHN (dcgan_code/svhn/svhn_semisup_analysis.py).
+AUTHORS_C_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
+RAW = "raw_pixels"
+
+
+class FeatureConfig(Section):
+    # inferred: BN statistics set once from the labelled set's training images (the authors'
+    # recipe); running: the checkpoint's own running averages from GAN training.
+    bn: Literal["inferred", "running"] = "inferred"
+    bn_batch: PositiveInt = 128
+    max_bn_images: PositiveInt | None = None
+    batch_size: PositiveInt = 256
+    dtype: Literal["float16", "float32"] = "float16"
+    # Feature matrices larger than this many bytes are streamed to .npy memmaps on disk.
+    max_bytes: PositiveInt = 2 << 30
+
+    def settings(self) -> FeatureSettings:
+        return FeatureSettings(bn=self.bn, bn_batch=self.bn_batch, batch_size=self.batch_size,
+                               dtype=self.dtype, max_bytes=self.max_bytes)
+
+
+class SvmConfig(Section):
+    solver: Literal["torch", "liblinear"] = "torch"  # liblinear = scikit-learn's LinearSVC
+    C_grid: list[PositiveFloat] = list(AUTHORS_C_GRID)
+    standardize: bool = False
+    tol: PositiveFloat = 1e-4
+
+    def options(self) -> dict:
+        return {"standardize": self.standardize, "tol": self.tol}
+
+
+def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, size: int,
+               channels: int) -> ImageSet:
+    d = stage.params.data
+    data = load_dataset(dataset, split, root=d.root, download=d.download, search=d.search,
+                        max_images=max_images, seed=0, dry_run=stage.dry_run)
+    if data.labels is None:
+        raise ReproError(f"{dataset} {split} has no labels; a linear probe needs a labelled dataset")
+    return data.resized(size, channels)
+
+
+@dataclass
+class Source:
+    """One representation to probe: a checkpoint's discriminator, or raw pixels (path None)."""
+    row: str
+    train_name: str
+    path: Path | None
+    missing: str | None = None  # why the row has no checkpoint (e.g. the authors' files absent)
+
+
+def sources(checkpoints: Path, rows: dict[str, str]) -> list[Source]:
+    """row -> checkpoint folder name under `checkpoints` (or "raw_pixels") -> Sources.
+
+    A folder may hold seed<k>.pt files (our training runs) or one authors.pt (a port), or a
+    MISSING.json written by a port stage that found nothing (the row is then reported missing).
+    """
+    out = []
+    for row, name in rows.items():
+        if name == RAW:
+            out.append(Source(row, RAW, None))
+            continue
+        folder = checkpoints / name
+        paths = sorted(folder.glob("seed*.pt")) + sorted(folder.glob("authors.pt"))
+        if paths:
+            out += [Source(row, name, p) for p in paths]
+        elif (folder / "MISSING.json").is_file():
+            out.append(Source(row, name, None, missing=read_json(folder / "MISSING.json")["reason"]))
+        else:
+            raise ReproError(f"no checkpoints in {folder}; run the stage that makes them first "
+                             f"(dvc repro train@{name}, or port_svhn for authors_svhn)")
+    return out
+
+
+@dataclass
+class Features:
+    sets: dict[str, np.ndarray]
+    seed: int | None
+    data_source: str  # what the representation was trained on
+    checkpoint: dict | None
+    widest_layer: int  # max # of feature units (channels of the widest D layer; pixels: C*H*W)
+    feature_dim: int
+
+
+def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig,
+             device: torch.device, expect_size: int, cache: Path) -> Features:
+    if source.path is None:
+        sets = representation(None, "tanh", images, bn_images=None, settings=cfg.settings(),
+                              device=device)
+        dim = next(iter(sets.values())).shape[1]
+        return Features(sets, None, "none (raw pixels)", None, dim, dim)
+    variant, _, D, ckpt = build_from_checkpoint(source.path, device=device)
+    spec = variant.spec
+    if not spec.feature_dim or spec.image_size != expect_size:
+        raise ReproError(f"{source.path} holds {spec.name}, which gives no {expect_size}x"
+                         f"{expect_size} feature vector; fix the models of this table's section")
+    bn_images = images["train"][:cfg.max_bn_images] if cfg.max_bn_images else images["train"]
+    sets = representation(D, spec.pixel_range, images, feature_dim=spec.feature_dim,
+                          bn_images=bn_images, settings=cfg.settings(), device=device,
+                          cache_dir=cache, label=f"{source.row}_{source.path.stem}")
+    with torch.no_grad():
+        probe = torch.zeros(2, spec.channels, spec.image_size, spec.image_size, device=device)
+        widest = max(t.shape[1] for t in D.layer_outputs(probe))
+    return Features(sets, ckpt.get("seed"), ckpt.get("data_source") or "unknown", ckpt, widest,
+                    spec.feature_dim)
+
+
+def feature_cache(stage: Stage) -> tempfile.TemporaryDirectory:
+    """A scratch folder (under $TMPDIR) for memmapped feature matrices, removed afterwards."""
+    return tempfile.TemporaryDirectory(prefix=f"{stage.name}_features_")

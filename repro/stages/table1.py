@@ -1,0 +1,164 @@
+"""Stage: Table 1, CIFAR-10 with discriminator features + L2-SVM, and a raw-pixel baseline.
+
+Protocol (../shared/reference/protocol.md, Table 1): the imagenet32 D (pretrained on
+Imagenet-1k in the paper), every conv layer max-pooled to 4x4 and concatenated (28,672-d),
+a regularised linear L2-SVM.
+- "Accuracy": one SVM on all training images, test accuracy.
+- "Accuracy (400 per class)": `draws` random draws of 400 labelled images per class, mean and
+  std of the test accuracy.
+C is not given by the paper; the harness selects it from `svm.C_grid` on a validation split
+carved off the training images (`n_valid`, seeded), separately for the two columns (all
+remaining images, and `select_draws` draws of 400 per class), then refits on the whole
+training set. That choice is recorded in every cell.
+
+    python -m repro.stages.table1 --checkpoints results/checkpoints \
+        --metrics results/metrics/table1_cifar10.json --provenance results/provenance
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, PositiveInt
+
+from repro.config import Section
+from repro.errors import cli_errors
+from repro.eval.probe import choose_C, split_off, svm_draws
+from repro.stages.common import Stage, metric_cell
+from repro.stages.probing import (RAW, FeatureConfig, SvmConfig, feature_cache, features,
+                                  load_split, sources)
+from repro.utils.io import write_json
+
+PAPER = {"n_train": 50_000, "n_test": 10_000, "per_class": 400, "draws": 10}
+
+
+class Table1Config(Section):
+    dataset: str = "cifar10"
+    train_split: str = "train"
+    test_split: str = "test"
+    max_train: PositiveInt | None = None
+    max_test: PositiveInt | None = None
+    n_valid: PositiveInt = 5_000  # carved off train for choosing C (the harness's choice)
+    per_class: PositiveInt = 400
+    draws: PositiveInt = 10
+    select_draws: PositiveInt = 3
+    seed: int = 0
+    image_size: PositiveInt = 32
+    # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
+    models: dict[str, str] = Field(default_factory=lambda: {"dcgan_l2svm": "imagenet32",
+                                                            "raw_pixels": RAW})
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=[1e-4, 1e-3, 1e-2, 1e-1]))
+
+
+def _dry(cfg: Table1Config) -> Table1Config:
+    return cfg.model_copy(update={"per_class": min(cfg.per_class, 3), "draws": 2,
+                                  "select_draws": 1, "n_valid": min(cfg.n_valid, 64),
+                                  "svm": cfg.svm.model_copy(update={"C_grid": cfg.svm.C_grid[:2]})})
+
+
+def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
+    stage = Stage.open("table1", Table1Config, "table1")
+    cfg: Table1Config = stage.section
+    if stage.dry_run:
+        cfg = _dry(cfg)
+    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, cfg.image_size, 3)
+    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, cfg.image_size, 3)
+    images = {"train": train.images, "test": test.images}
+    y_train, y_test = train.labels.numpy(), test.labels.numpy()
+    rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
+    real = train.real and test.real and not stage.dry_run
+    paper_sizes = (cfg.dataset == "cifar10" and len(train) == PAPER["n_train"]
+                   and len(test) == PAPER["n_test"] and cfg.per_class == PAPER["per_class"]
+                   and cfg.draws == PAPER["draws"])
+    deviations = stage.deviations()
+    if not real:
+        deviations.append(f"not CIFAR-10: {cfg.dataset} ({train.source})")
+    elif not paper_sizes:
+        deviations.append(f"{len(train)} train / {len(test)} test images, {cfg.per_class} per "
+                          f"class x {cfg.draws} draws (paper: 50,000 / 10,000, 400 x 10)")
+    deviations.append(f"C chosen by the harness on {len(val)} validation images carved off the "
+                      "training set (the paper does not say how C was chosen)")
+    base = stage.protocol(dataset=cfg.dataset, train_source=train.source, test_source=test.source,
+                          n_train=len(train), n_test=len(test), solver=cfg.svm.solver,
+                          bn=cfg.features.bn, C_grid=list(cfg.svm.C_grid))
+    runs: dict[str, dict[str, list]] = {}
+    timings: dict[str, float] = {}
+    facts: dict[str, dict] = {}
+    common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
+    with feature_cache(stage) as cache:
+        for src in sources(checkpoints, cfg.models):
+            t0 = time.perf_counter()
+            f = features(src, images, cfg.features, stage.device, cfg.image_size, Path(cache))
+            X = f.sets
+            Xr, yr = X["train"][rest], y_train[rest]
+            Xv, yv = X["train"][val], y_train[val]
+            grid = list(cfg.svm.C_grid)
+            sel_all = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=None, draws=1,
+                               seed=cfg.seed, **common)
+            sel_400 = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=cfg.per_class,
+                               draws=cfg.select_draws, seed=cfg.seed, **common)
+            acc_all = svm_draws(X["train"], y_train, X["test"], y_test, per_class=None, draws=1,
+                                C=sel_all["best_C"], seed=cfg.seed, desc=f"{src.row} all", **common)
+            acc_400 = svm_draws(X["train"], y_train, X["test"], y_test, per_class=cfg.per_class,
+                                draws=cfg.draws, C=sel_400["best_C"], seed=cfg.seed + 1,
+                                desc=f"{src.row} {cfg.per_class}/class", **common)
+            r = runs.setdefault(src.row, {"acc": [], "acc@400pc": [], "seeds": []})
+            r["acc"].append(100 * acc_all[0])
+            r["acc@400pc"].append([100 * a for a in acc_400])
+            if f.seed is not None:
+                r["seeds"].append(f.seed)
+            facts.setdefault(src.row, {
+                "feature_dim": f.feature_dim, "widest_layer": f.widest_layer,
+                "pretraining_data": f.data_source, "checkpoint_source":
+                    "harness" if f.checkpoint else "none", "C": [], "ckpt": f.checkpoint or {}})
+            facts[src.row]["C"].append({"acc": sel_all["best_C"], "acc@400pc": sel_400["best_C"]})
+            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = round(time.perf_counter() - t0, 2)
+            f.sets = {}
+    metrics = {}
+    for row, r in runs.items():
+        info = facts[row]
+        ckpt = info.pop("ckpt")
+        published = row == "dcgan_l2svm"
+        pre = info["pretraining_data"]
+        devs = list(deviations) + list(ckpt.get("deviations", []))
+        if published and "imagenet" not in pre.lower():
+            devs.append(f"pretrained on {pre}, not Imagenet-1k")
+        ok = (published and stage.profile == "paper" and real and paper_sizes
+              and "imagenet" in pre.lower() and not ckpt.get("dry_run"))
+        protocol = {**base, **info, "representation": (
+            "imagenet32 D features (trained by this harness)" if published
+            else "harness baseline: raw pixels + the same L2-SVM")}
+        flat = [a for per_run in r["acc@400pc"] for a in per_run]
+        metrics[f"table1/{row}/acc"] = metric_cell(
+            r["acc"], seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
+            compares_to="table1/dcgan_l2svm/acc" if published else None, n_labels=len(train))
+        metrics[f"table1/{row}/acc@400pc"] = metric_cell(
+            flat, seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
+            compares_to="table1/dcgan_l2svm/acc@400pc" if published else None,
+            n_labels=cfg.per_class * len(np.unique(y_train)), n_draws=cfg.draws)
+        metrics[f"table1/{row}/max_features"] = metric_cell(
+            [info["widest_layer"]], seeds=r["seeds"], comparable=published, unit="units",
+            protocol=protocol, deviations=[],
+            compares_to="table1/dcgan_l2svm/max_features" if published else None)
+    write_json(metrics_path, metrics)
+    stage.write_provenance(provenance_dir, seconds_per_row=timings,
+                           seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", required=True, type=Path)
+    ap.add_argument("--metrics", required=True, type=Path)
+    ap.add_argument("--provenance", required=True, type=Path)
+    args = ap.parse_args(argv)
+    run(args.checkpoints, args.metrics, args.provenance)
+
+
+if __name__ == "__main__":
+    main()

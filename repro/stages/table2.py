@@ -1,0 +1,248 @@
+"""Stage: Table 2, SVHN with 1000 labels: discriminator features + L2-SVM, and baselines.
+
+The authors' protocol (../shared/reference/protocol.md, Table 2):
+1. 10,000 validation images split off the training set; the labelled pool is the rest.
+2. Features of D (svhn32: 7,168-d), BN statistics inferred once over training images.
+3. C from the authors' grid by the best mean validation error over `select_draws` random
+   draws of 100 labels per class (the same draws for every C).
+4. `test_draws` new draws with that C: mean test error, std and 1.96 x std.
+Rows: the authors' own checkpoint (port_svhn stage) and our retrained svhn32 (one cell each,
+all seeds' draws pooled), and the harness's baselines: raw pixels + the same L2-SVM, 1-NN on
+raw pixels of the same draws (the paper's "KNN" row), and the supervised CNN with D's
+architecture on one draw's 1000 labels, hyperparameters by random search.
+
+    python -m repro.stages.table2 --checkpoints results/checkpoints \
+        --metrics results/metrics/table2_svhn.json --provenance results/provenance
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from repro.config import Section
+from repro.errors import cli_errors
+from repro.eval.nearest import StreamingNN
+from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
+from repro.eval.supervised import SearchSpace, random_search
+from repro.registry import MODELS
+from repro.stages.common import Stage, metric_cell
+from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, Features, SvmConfig,
+                                  feature_cache, features, load_split, sources)
+from repro.utils.io import write_json
+
+PAPER = {"n_valid": 10_000, "per_class": 100, "select_draws": 10, "test_draws": 100}
+
+
+class SupervisedConfig(Section):
+    trials: NonNegativeInt = 64  # 0: no supervised row
+    seed: int = 0
+    variant: str = "svhn32"  # D architecture to train from scratch
+    lr: tuple[float, float] = (1e-4, 1e-2)
+    weight_decay: tuple[float, float] = (1e-6, 1e-2)
+    dropout: tuple[float, float] = (0.0, 0.7)
+    batch_size: list[PositiveInt] = [32, 64, 128]
+    epochs: list[PositiveInt] = [10, 20, 40]
+
+    def space(self) -> SearchSpace:
+        return SearchSpace(lr=self.lr, weight_decay=self.weight_decay, dropout=self.dropout,
+                           batch_size=tuple(self.batch_size), epochs=tuple(self.epochs))
+
+
+class Table2Config(Section):
+    dataset: str = "svhn"
+    train_split: str = "train"
+    # A split of the dataset, or null: carve n_valid images off train_split (seeded).
+    valid_split: str | None = "valid"
+    n_valid: PositiveInt = 10_000
+    test_split: str = "test"
+    max_train: PositiveInt | None = None
+    max_valid: PositiveInt | None = None
+    max_test: PositiveInt | None = None
+    per_class: PositiveInt = 100
+    select_draws: PositiveInt = 10
+    test_draws: PositiveInt = 100
+    seed: int = 0
+    # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
+    models: dict[str, str] = Field(default_factory=lambda: {
+        "dcgan_l2svm": "svhn32", "dcgan_authors": "authors_svhn", "raw_pixels": RAW})
+    knn: bool = True
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    svm: SvmConfig = Field(default_factory=SvmConfig)
+    supervised: SupervisedConfig = Field(default_factory=SupervisedConfig)
+
+
+# row id -> (published cell it is compared with, what the row is)
+ROWS = {
+    "dcgan_l2svm": ("table2/dcgan_l2svm/err@1000", "our svhn32, trained by this harness"),
+    "dcgan_authors": ("table2/dcgan_l2svm/err@1000", "the authors' checkpoint (Newmu/dcgan_code)"),
+}
+
+
+def _dry(cfg: Table2Config) -> Table2Config:
+    return cfg.model_copy(update={
+        "per_class": min(cfg.per_class, 3), "select_draws": 2, "test_draws": 2,
+        "n_valid": min(cfg.n_valid, 64), "valid_split": None,
+        "svm": cfg.svm.model_copy(update={"C_grid": cfg.svm.C_grid[:2]}),
+        "supervised": cfg.supervised.model_copy(update={
+            "trials": min(cfg.supervised.trials, 1), "epochs": [1], "batch_size": [8]})})
+
+
+def _data(stage: Stage, cfg: Table2Config, size: int, channels: int):
+    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels)
+    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels)
+    if cfg.valid_split:
+        valid = load_split(stage, cfg.dataset, cfg.valid_split, cfg.max_valid, size, channels)
+        pool = train
+    else:
+        rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
+        pool, valid = train.subset(torch.from_numpy(rest)), train.subset(torch.from_numpy(val))
+    return pool, valid, test
+
+
+def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
+    stage = Stage.open("table2", Table2Config, "table2")
+    cfg: Table2Config = stage.section
+    if stage.dry_run:
+        cfg = _dry(cfg)
+    spec = MODELS.get(cfg.supervised.variant).spec
+    pool, valid, test = _data(stage, cfg, spec.image_size, spec.channels)
+    images = {"train": pool.images, "valid": valid.images, "test": test.images}
+    y = {"train": pool.labels.numpy(), "valid": valid.labels.numpy(), "test": test.labels.numpy()}
+    real = pool.real and test.real and not stage.dry_run
+    n_labels = cfg.per_class * len(np.unique(y["train"]))
+    paper_sizes = (cfg.dataset == "svhn" and len(valid) == PAPER["n_valid"]
+                   and cfg.max_train is None and cfg.max_test is None
+                   and all(getattr(cfg, k) == v for k, v in PAPER.items() if k != "n_valid")
+                   and list(cfg.svm.C_grid) == AUTHORS_C_GRID)
+    protocol_ok = stage.profile == "paper" and real and paper_sizes
+    deviations = stage.deviations()
+    if not real:
+        deviations.append(f"not SVHN: {cfg.dataset} ({pool.source})")
+    elif not paper_sizes:
+        deviations.append("sizes or draws differ from the paper's (10,000 validation images, "
+                          "100 labels per class, 10 + 100 draws, the authors' C grid)")
+    base = stage.protocol(dataset=cfg.dataset, n_pool=len(pool), n_valid=len(valid),
+                          n_test=len(test), n_labels=n_labels, per_class=cfg.per_class,
+                          test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn)
+    metrics: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+    missing: dict[str, str] = {}
+    by_row: dict[str, list[tuple[Features, dict, list[float]]]] = {}
+    with feature_cache(stage) as cache:
+        for src in sources(checkpoints, cfg.models):
+            if src.missing:
+                missing[src.row] = src.missing
+                continue
+            t0 = time.perf_counter()
+            feats = features(src, images, cfg.features, stage.device, spec.image_size, Path(cache))
+            X = feats.sets
+            common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
+            sel = choose_C(X["train"], y["train"], X["valid"], y["valid"], grid=list(cfg.svm.C_grid),
+                           per_class=cfg.per_class, draws=cfg.select_draws, seed=cfg.seed, **common)
+            accs = svm_draws(X["train"], y["train"], X["test"], y["test"], per_class=cfg.per_class,
+                             draws=cfg.test_draws, C=sel["best_C"], seed=cfg.seed + 1,
+                             desc=f"{src.row} test draws", **common)
+            by_row.setdefault(src.row, []).append((feats, sel, [100 * (1 - a) for a in accs]))
+            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = round(time.perf_counter() - t0, 2)
+            feats.sets = {}  # the memmaps live in the cache folder; keep only the facts
+    for row, results in by_row.items():
+        metrics[f"table2/{row}/err@1000"] = _svm_cell(row, results, base, deviations, protocol_ok)
+    if cfg.knn:
+        metrics["table2/knn/err@1000"] = _knn_cell(cfg, pool, test, base, deviations, protocol_ok,
+                                                  stage.device)
+    if cfg.supervised.trials:
+        t0 = time.perf_counter()
+        metrics.update(_supervised_cells(cfg, pool, valid, test, stage, base, deviations, protocol_ok))
+        timings["supervised_cnn"] = round(time.perf_counter() - t0, 2)
+    write_json(metrics_path, metrics)
+    stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
+                           seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+    for row, reason in missing.items():
+        print(f"table2: row {row} left out: {reason}")
+
+
+def _svm_cell(row: str, results: list[tuple[Features, dict, list[float]]], base: dict,
+              deviations: list[str], protocol_ok: bool) -> dict:
+    errs = [e for _, _, es in results for e in es]
+    first, _, _ = results[0]
+    ckpt_devs = [d for f, _, _ in results for d in (f.checkpoint or {}).get("deviations", [])]
+    seeds = [f.seed for f, _, _ in results if f.seed is not None]
+    ckpt_dry = any((f.checkpoint or {}).get("dry_run") for f, _, _ in results)
+    compares_to, what = ROWS.get(row, (None, "harness baseline: raw pixels + the same L2-SVM"))
+    std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
+    return metric_cell(
+        errs, seeds=seeds, comparable=protocol_ok and compares_to is not None and not ckpt_dry,
+        compares_to=compares_to,
+        protocol={**base, "representation": what, "feature_dim": first.feature_dim,
+                  "pretraining_data": first.data_source,
+                  "checkpoint_source": "authors" if row == "dcgan_authors" else
+                  ("harness" if first.checkpoint else "none"),
+                  "C_by_run": [s["best_C"] for _, s, _ in results],
+                  "val_acc_by_C": [s["val_acc"] for _, s, _ in results]},
+        deviations=list(dict.fromkeys(deviations + ckpt_devs)),
+        n_labels=base["n_labels"], n_draws=len(results[0][2]),
+        ci95=1.96 * std if std is not None else None,
+        per_seed=[float(np.mean(es)) for _, _, es in results])
+
+
+def _knn_cell(cfg: Table2Config, pool, test, base: dict, deviations: list[str],
+              protocol_ok: bool, device: torch.device) -> dict:
+    """1-NN (Euclidean, raw pixels in [0, 1]) on each test draw's labelled images."""
+    q = test.images.flatten(1).float() / 255  # (Q, D)
+    errs = []
+    for d in range(cfg.test_draws):
+        idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class,
+                                              draw_rng(cfg.seed + 1, d)))
+        nn = StreamingNN(q.to(device), device=device)
+        nn.update((pool.images[idx].flatten(1).float() / 255).to(device), pool.labels[idx].to(device))
+        errs.append(100.0 * (nn.predict().cpu() != test.labels).float().mean().item())
+    return metric_cell(errs, comparable=protocol_ok, compares_to="table2/knn/err@1000",
+                       protocol={**base, "representation": "1-NN on raw pixels of the same draws"},
+                       deviations=deviations, n_labels=base["n_labels"], n_draws=len(errs))
+
+
+def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: dict,
+                      deviations: list[str], protocol_ok: bool) -> dict:
+    sup = cfg.supervised
+    idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class, draw_rng(cfg.seed + 1, 0)))
+    res = random_search(MODELS.get(sup.variant), (pool.images[idx], pool.labels[idx]),
+                        (valid.images, valid.labels), (test.images, test.labels),
+                        n_trials=sup.trials, space=sup.space(), seed=sup.seed,
+                        n_classes=int(pool.labels.max()) + 1, device=stage.device)
+    best = res["best"]
+    protocol = {**base, "representation": f"supervised CNN, {sup.variant} D architecture",
+                "trials": sup.trials, "search_space": sup.space().__dict__, "best_trial": best,
+                "labelled_draw": "the first test draw"}
+    devs = deviations + ["the paper gives no search space; ours is in protocol.search_space"]
+    if sup.trials != 64:
+        devs.append(f"{sup.trials} random-search trials (paper: 64)")
+    ok = protocol_ok and sup.trials == 64
+    return {
+        "table2/supervised_cnn/val_err@1000": metric_cell(
+            [best["val_err"]], comparable=ok, compares_to="table2/supervised_cnn/val_err@1000",
+            protocol=protocol, deviations=devs, n_labels=base["n_labels"],
+            all_trials=res["trials"]),
+        "table2/supervised_cnn/err@1000": metric_cell(
+            [best["test_err"]], comparable=False, compares_to=None,
+            protocol=protocol, deviations=devs, n_labels=base["n_labels"]),
+    }
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoints", required=True, type=Path)
+    ap.add_argument("--metrics", required=True, type=Path)
+    ap.add_argument("--provenance", required=True, type=Path)
+    args = ap.parse_args(argv)
+    run(args.checkpoints, args.metrics, args.provenance)
+
+
+if __name__ == "__main__":
+    main()

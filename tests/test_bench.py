@@ -1,0 +1,88 @@
+"""repro.bench: records, the reference loop, the CLI on tiny sizes, the Markdown rendering."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from repro.bench import cli
+from repro.bench.common import class_images, comparison
+from repro.bench.format import bench_markdown
+from repro.bench.reference import reference_loop
+from repro.bench.svm import bench_svm
+from repro.errors import ReproError
+
+CPU = torch.device("cpu")
+
+
+def test_comparison_ratio_and_target():
+    faster = comparison({"value": 30.0}, {"value": 10.0}, "train", CPU, higher_is_better=True)
+    assert faster["ratio"] == pytest.approx(3.0) and faster["target"] == 1.3 and faster["target_met"]
+    slower = comparison({"value": 4.0}, {"value": 2.0}, "svm", CPU, higher_is_better=False)
+    assert slower["ratio"] == pytest.approx(0.5) and slower["target_met"] is False
+    none = comparison({"value": 1.0}, {"value": 1.0}, "nn", CPU, higher_is_better=False)
+    assert none["target"] is None and none["target_met"] is None
+
+
+def test_class_images_shapes_and_determinism():
+    a, ya = class_images(50, 3, 32, 10, seed=1)
+    b, yb = class_images(50, 3, 32, 10, seed=1)
+    assert a.dtype == torch.uint8 and a.shape == (50, 3, 32, 32) and ya.shape == (50,)
+    assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+def test_reference_loop_trains_and_times():
+    images, labels = class_images(40, 1, 28, 10, seed=0)
+    r = reference_loop("mnist_cond", images, labels, CPU, batch_size=8, steps=2, warmup=1)
+    assert r["images_per_second"] > 0 and np.isfinite(r["final_loss_d"]) and np.isfinite(r["final_loss_g"])
+
+
+def test_svm_record_on_small_features():
+    g = np.random.default_rng(0)
+    X = g.normal(size=(120, 20)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
+    r = bench_svm(CPU, 80, 40, C=0.1, tol=1e-4, repeats=1, data=(X[:80], y[:80], X[80:], y[80:]))
+    assert r["ratio"] > 0 and r["target"] == 3.0
+    assert 0 <= r["accuracy_diff_pp"] <= 100 and isinstance(r["accuracy_within_0_5pp"], bool)
+    # same objective, so both solvers land near the same optimum
+    assert r["ours"]["objective"] == pytest.approx(r["alternative"]["objective"], rel=1e-3)
+
+
+def test_only_names_are_checked():
+    assert cli._selected("train/svhn32,nn") == ({"train", "nn"}, ["svhn32"])
+    with pytest.raises(ReproError, match="valid names"):
+        cli._selected("bogus")
+
+
+def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    cli.main(["--quick", "--device", "cpu", "--only", "train/mnist_cond,nn,stream",
+              "--train-batch", "8", "--train-steps", "2", "--train-warmup", "1",
+              "--nn-refs", "300", "--nn-queries", "50", "--stream-samples", "400",
+              "--stream-queries", "50", "--stream-chunk", "200", "--generate-batch", "200",
+              "--out", str(out)])
+    b = json.loads(out.read_text())
+    assert b["device"] == "cpu" and b["torch"] == torch.__version__ and b["threads"] >= 1
+    names = set(b["benchmarks"])
+    assert names == {"train/mnist_cond", "nn/300x50x784", "nn_stream/400x50"}
+    t = b["benchmarks"]["train/mnist_cond"]
+    assert t["ours"]["value"] > 0 and t["alternative"]["value"] > 0 and t["target"] == 1.3
+    nn = b["benchmarks"]["nn/300x50x784"]
+    assert nn["ours"]["error_pct"] == pytest.approx(nn["alternative"]["error_pct"])
+    assert b["benchmarks"]["nn_stream/400x50"]["projected_10M_vs_10k_s"] > 0
+    md = bench_markdown(out)
+    assert "| train/mnist_cond |" in md and "≥ 1.3x" in md
+    # --only merges into the existing file
+    cli.main(["--quick", "--device", "cpu", "--only", "nn", "--nn-refs", "200",
+              "--nn-queries", "20", "--out", str(out)])
+    assert {"train/mnist_cond", "nn/200x20x784"} <= set(json.loads(out.read_text())["benchmarks"])
+
+
+def test_markdown_shows_failures(tmp_path):
+    p = tmp_path / "b.json"
+    p.write_text(json.dumps({"device": "cpu", "device_name": "x", "torch": "t", "threads": 2,
+                             "benchmarks": {"svm/1x1": {"error": "RuntimeError: boom"}}}))
+    assert "failed: RuntimeError: boom" in bench_markdown(p)
