@@ -128,7 +128,7 @@ class Figures:
         n_fit = w.detector_images
         x, m = u8_to01(data.images), data.masks["window"][:, None]
         self.detector = nets.fit(nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps, 32,
-                                 0, self.dev, "window detector")
+                                 0, self.dev, "window detector", lr=nets.SEGMENTER_LR, balance=True)
         truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
         pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
         self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")

@@ -116,6 +116,8 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
                 "feature_dim": f.feature_dim, "widest_layer": f.widest_layer,
                 "pretraining_data": f.data_source, "checkpoint_source":
                     "harness" if f.checkpoint else "none", "C": [], "ckpt": f.checkpoint or {}})
+            facts[src.row].setdefault("val_acc_by_C", []).append(
+                {"acc": sel_all["val_acc"], "acc@400pc": sel_400["val_acc"]})
             facts[src.row]["C"].append({"acc": sel_all["best_C"], "acc@400pc": sel_400["best_C"]})
             timings[f"{src.row}/{src.path.name if src.path else RAW}"] = round(time.perf_counter() - t0, 2)
             f.sets = {}
@@ -123,6 +125,7 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     for row, r in runs.items():
         info = facts[row]
         ckpt = info.pop("ckpt")
+        selection = info.pop("val_acc_by_C")
         published = row == "dcgan_l2svm"
         pre = info["pretraining_data"]
         devs = list(deviations) + list(ckpt.get("deviations", []))
@@ -136,11 +139,13 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
         flat = [a for per_run in r["acc@400pc"] for a in per_run]
         metrics[f"table1/{row}/acc"] = metric_cell(
             r["acc"], seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
-            compares_to="table1/dcgan_l2svm/acc" if published else None, n_labels=len(train))
+            compares_to="table1/dcgan_l2svm/acc" if published else None, n_labels=len(train),
+            val_acc_by_C=selection)
         metrics[f"table1/{row}/acc@400pc"] = metric_cell(
             flat, seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
             compares_to="table1/dcgan_l2svm/acc@400pc" if published else None,
-            n_labels=cfg.per_class * len(np.unique(y_train)), n_draws=cfg.draws)
+            n_labels=cfg.per_class * len(np.unique(y_train)), n_draws=cfg.draws,
+            val_acc_by_C=selection)
         metrics[f"table1/{row}/max_features"] = metric_cell(
             [info["widest_layer"]], seeds=r["seeds"], comparable=published, unit="units",
             protocol=protocol, deviations=[],

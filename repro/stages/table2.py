@@ -153,6 +153,12 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
             feats.sets = {}  # the memmaps live in the cache folder; keep only the facts
     for row, results in by_row.items():
         metrics[f"table2/{row}/err@1000"] = _svm_cell(row, results, base, deviations, protocol_ok)
+    for row, reason in missing.items():  # reported as missing, with why, never silently dropped
+        metrics[f"table2/{row}/err@1000"] = {
+            "value": None, "std": None, "n_runs": 0, "runs": [], "seeds": [], "unit": "%",
+            "compares_to": ROWS.get(row, (None,))[0], "comparable": False,
+            "protocol": {**base, "representation": ROWS.get(row, (None, row))[1]},
+            "deviations": [f"not run: {reason}"], "missing": reason}
     if cfg.knn:
         metrics["table2/knn/err@1000"] = _knn_cell(cfg, pool, test, base, deviations, protocol_ok,
                                                   stage.device)
@@ -183,8 +189,8 @@ def _svm_cell(row: str, results: list[tuple[Features, dict, list[float]]], base:
                   "pretraining_data": first.data_source,
                   "checkpoint_source": "authors" if row == "dcgan_authors" else
                   ("harness" if first.checkpoint else "none"),
-                  "C_by_run": [s["best_C"] for _, s, _ in results],
-                  "val_acc_by_C": [s["val_acc"] for _, s, _ in results]},
+                  "C": [s["best_C"] for _, s, _ in results]},
+        val_acc_by_C=[s["val_acc"] for _, s, _ in results],
         deviations=list(dict.fromkeys(deviations + ckpt_devs)),
         n_labels=base["n_labels"], n_draws=len(results[0][2]),
         ci95=1.96 * std if std is not None else None,
@@ -217,8 +223,8 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
                         n_classes=int(pool.labels.max()) + 1, device=stage.device)
     best = res["best"]
     protocol = {**base, "representation": f"supervised CNN, {sup.variant} D architecture",
-                "trials": sup.trials, "search_space": sup.space().__dict__, "best_trial": best,
-                "labelled_draw": "the first test draw"}
+                "trials": sup.trials, "labelled_draw": "the first test draw"}
+    extra = {"search_space": sup.space().__dict__, "best_trial": best}
     devs = deviations + ["the paper gives no search space; ours is in protocol.search_space"]
     if sup.trials != 64:
         devs.append(f"{sup.trials} random-search trials (paper: 64)")
@@ -227,10 +233,10 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
         "table2/supervised_cnn/val_err@1000": metric_cell(
             [best["val_err"]], comparable=ok, compares_to="table2/supervised_cnn/val_err@1000",
             protocol=protocol, deviations=devs, n_labels=base["n_labels"],
-            all_trials=res["trials"]),
+            all_trials=res["trials"], **extra),
         "table2/supervised_cnn/err@1000": metric_cell(
             [best["test_err"]], comparable=False, compares_to=None,
-            protocol=protocol, deviations=devs, n_labels=base["n_labels"]),
+            protocol=protocol, deviations=devs, n_labels=base["n_labels"], **extra),
     }
 
 
