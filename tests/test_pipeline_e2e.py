@@ -23,7 +23,22 @@ def _check_outputs(out, profile):
         assert 0.0 <= cell["value"] <= 100.0
         assert cell["comparable"] is False  # never comparable outside the paper profile
         assert cell["protocol"]["profile"] == profile
-    for variant in ("mnist_cond", "gan_mlp"):
+    tables = {}
+    for name, rows in (("table1_cifar10", {"dcgan_l2svm", "kmeans_1layer", "raw_pixels"}),
+                       ("table2_svhn", {"dcgan_l2svm", "dcgan_authors", "raw_pixels", "knn",
+                                        "supervised_cnn"})):
+        cells = json.loads((out / f"results/metrics/{name}.json").read_text())
+        assert {c.split("/")[1] for c in cells} == rows
+        for cell in cells.values():
+            assert cell["comparable"] is False or cell["unit"] == "units"
+            assert cell["value"] is None or cell["value"] >= 0
+        tables[name] = cells
+    assert tables["table1_cifar10"]["table1/dcgan_l2svm/acc"]["protocol"]["feature_dim"] == 28672
+    assert tables["table2_svhn"]["table2/dcgan_l2svm/err@1000"]["protocol"]["feature_dim"] == 7168
+    # no authors' files beside a scratch copy: the row is reported missing, with the reason
+    assert tables["table2_svhn"]["table2/dcgan_authors/err@1000"]["missing"]
+    assert (out / "results/figures/table2_authors_svhn_samples.png").is_file()
+    for variant in ("mnist_cond", "gan_mlp", "svhn32", "imagenet32", "lsun64"):
         assert (out / f"results/checkpoints/{variant}/seed0.pt").is_file()
         assert (out / f"results/checkpoints/{variant}/samples_final.png").is_file()
         assert (out / f"results/provenance/train_{variant}.json").is_file()

@@ -89,3 +89,28 @@ def test_supervised_random_search_learns_and_reports_validation_and_test():
                         device=torch.device("cpu"))
     assert len(res["trials"]) == 2 and res["best"]["val_err"] == min(t["val_err"] for t in res["trials"])
     assert res["best"]["val_err"] <= 10 and res["best"]["test_err"] <= 10
+
+
+def test_kmeans_features_shape_and_they_separate_textures():
+    from repro.eval.kmeans import KMeansFeatures, KMeansSettings
+
+    g = torch.Generator().manual_seed(0)
+    # class 0: horizontal stripes, class 1: vertical stripes, random phase and noise
+    n = 40
+    y = np.arange(n) % 2
+    base = (torch.arange(16) % 4 < 2).float() * 200
+    imgs = []
+    for k in y:
+        img = base.roll(int(torch.randint(0, 4, (1,), generator=g)))[:, None].expand(16, 16)
+        img = img if k == 0 else img.T
+        imgs.append((img + torch.rand(16, 16, generator=g) * 40).expand(3, 16, 16))
+    images = torch.stack(imgs).to(torch.uint8)
+    km = KMeansFeatures(KMeansSettings(n_centroids=8, patch=4, n_patches=2000, iterations=5),
+                        torch.device("cpu")).fit(images)
+    F = km.transform(images)
+    assert F.shape == (n, 32) and km.dim == 32 and (F >= 0).all()
+    acc = svm_draws(F, y, F, y, per_class=None, draws=1, C=1.0, solver="torch", seed=0,
+                    device=torch.device("cpu"), standardize=True)
+    assert acc[0] == 1.0
+    with pytest.raises(ReproError, match="n_patches"):
+        KMeansFeatures(KMeansSettings(n_centroids=100, n_patches=10), torch.device("cpu")).fit(images)

@@ -27,6 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--figures", type=Path, default=Path("results/figures"))
     parser.add_argument("--out", type=Path, default=Path("reports"))
     parser.add_argument("--format", choices=("md", "pdf", "both"), default="both")
+    parser.add_argument("--bench", type=Path, default=Path("results/bench.json"),
+                        help="benchmark figures (`python -m repro.bench`), shown when present")
     parser.add_argument(
         "--compare", metavar="DIR_OR_REV",
         help="another run to compare with: a directory holding metrics/ (or a metrics dir), "
@@ -42,7 +44,12 @@ def run(args: argparse.Namespace) -> list[Path]:
     if args.format in ("md", "both"):
         path = args.out / "report.md"
         with atomic_path(path) as tmp:
-            tmp.write_text(render_markdown(report, args.out, comparison))
+            text = render_markdown(report, args.out, comparison)
+            if args.bench is not None and args.bench.is_file():
+                from repro.bench.format import bench_markdown
+
+                text += "\n## Benchmarks\n\n" + bench_markdown(args.bench).strip() + "\n"
+            tmp.write_text(text)
         written.append(path)
     if args.format in ("pdf", "both"):
         from repro.report.pdf import render_pdf  # matplotlib only when a PDF is asked for

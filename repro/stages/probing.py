@@ -16,6 +16,7 @@ from repro.config import Section
 from repro.data.base import ImageSet
 from repro.data.loading import load_dataset
 from repro.errors import ReproError
+from repro.eval.kmeans import KMeansFeatures, KMeansSettings
 from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
 from repro.stages.common import Stage
@@ -24,6 +25,7 @@ from repro.utils.io import read_json
 # The authors' LinearSVC grid for SVHN (dcgan_code/svhn/svhn_semisup_analysis.py).
 AUTHORS_C_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
 RAW = "raw_pixels"
+KMEANS = "kmeans"  # single-layer K-means features (Coates et al.), fitted on the training images
 
 
 class FeatureConfig(Section):
@@ -40,6 +42,18 @@ class FeatureConfig(Section):
     def settings(self) -> FeatureSettings:
         return FeatureSettings(bn=self.bn, bn_batch=self.bn_batch, batch_size=self.batch_size,
                                dtype=self.dtype, max_bytes=self.max_bytes)
+
+
+class KMeansConfig(Section):
+    n_centroids: PositiveInt = 1600
+    patch: PositiveInt = 6
+    n_patches: PositiveInt = 400_000
+    iterations: PositiveInt = 10
+    batch_size: PositiveInt = 64
+    seed: int = 0
+
+    def settings(self) -> KMeansSettings:
+        return KMeansSettings(**self.model_dump(exclude={"deviations"}))
 
 
 class SvmConfig(Section):
@@ -79,8 +93,8 @@ def sources(checkpoints: Path, rows: dict[str, str]) -> list[Source]:
     """
     out = []
     for row, name in rows.items():
-        if name == RAW:
-            out.append(Source(row, RAW, None))
+        if name in (RAW, KMEANS):
+            out.append(Source(row, name, None))
             continue
         folder = checkpoints / name
         paths = sorted(folder.glob("seed*.pt")) + sorted(folder.glob("authors.pt"))
@@ -105,7 +119,13 @@ class Features:
 
 
 def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig,
-             device: torch.device, expect_size: int, cache: Path) -> Features:
+             device: torch.device, expect_size: int, cache: Path,
+             kmeans: KMeansConfig | None = None) -> Features:
+    if source.train_name == KMEANS:
+        km = KMeansFeatures((kmeans or KMeansConfig()).settings(), device).fit(images["train"])
+        sets = {name: km.transform(x, desc=f"k-means features {name}") for name, x in images.items()}
+        return Features(sets, None, "the labelled set's training images (unsupervised K-means)",
+                        None, km.dim, km.dim)
     if source.path is None:
         sets = representation(None, "tanh", images, bn_images=None, settings=cfg.settings(),
                               device=device)

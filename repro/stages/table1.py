@@ -29,10 +29,14 @@ from repro.config import Section
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
 from repro.stages.common import Stage, metric_cell
-from repro.stages.probing import (RAW, FeatureConfig, SvmConfig, feature_cache, features,
-                                  load_split, sources)
+from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
+                                  feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
 
+# Rows with a published counterpart; others (raw pixels) are the harness's own baselines.
+PUBLISHED_ROWS = ("dcgan_l2svm", "kmeans_1layer")
+REPRESENTATIONS = {RAW: "harness baseline: raw pixels + the same L2-SVM",
+                   KMEANS: "single-layer K-means features (Coates et al.), rerun by the harness"}
 PAPER = {"n_train": 50_000, "n_test": 10_000, "per_class": 400, "draws": 10}
 
 
@@ -48,15 +52,18 @@ class Table1Config(Section):
     select_draws: PositiveInt = 3
     seed: int = 0
     image_size: PositiveInt = 32
-    # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
-    models: dict[str, str] = Field(default_factory=lambda: {"dcgan_l2svm": "imagenet32",
-                                                            "raw_pixels": RAW})
+    # row id -> checkpoint folder under the checkpoints dir, "raw_pixels" or "kmeans"
+    models: dict[str, str] = Field(default_factory=lambda: {
+        "dcgan_l2svm": "imagenet32", "kmeans_1layer": KMEANS, "raw_pixels": RAW})
     features: FeatureConfig = Field(default_factory=FeatureConfig)
+    kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
     svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=[1e-4, 1e-3, 1e-2, 1e-1]))
 
 
 def _dry(cfg: Table1Config) -> Table1Config:
     return cfg.model_copy(update={"per_class": min(cfg.per_class, 3), "draws": 2,
+                                  "kmeans": cfg.kmeans.model_copy(update={
+                                      "n_centroids": 16, "n_patches": 2000, "iterations": 2}),
                                   "select_draws": 1, "n_valid": min(cfg.n_valid, 64),
                                   "svm": cfg.svm.model_copy(update={"C_grid": cfg.svm.C_grid[:2]})})
 
@@ -93,7 +100,8 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     with feature_cache(stage) as cache:
         for src in sources(checkpoints, cfg.models):
             t0 = time.perf_counter()
-            f = features(src, images, cfg.features, stage.device, cfg.image_size, Path(cache))
+            f = features(src, images, cfg.features, stage.device, cfg.image_size, Path(cache),
+                         kmeans=cfg.kmeans)
             X = f.sets
             Xr, yr = X["train"][rest], y_train[rest]
             Xv, yv = X["train"][val], y_train[val]
@@ -126,30 +134,36 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
         info = facts[row]
         ckpt = info.pop("ckpt")
         selection = info.pop("val_acc_by_C")
-        published = row == "dcgan_l2svm"
+        published = row in PUBLISHED_ROWS
         pre = info["pretraining_data"]
         devs = list(deviations) + list(ckpt.get("deviations", []))
-        if published and "imagenet" not in pre.lower():
+        if row == "dcgan_l2svm" and "imagenet" not in pre.lower():
             devs.append(f"pretrained on {pre}, not Imagenet-1k")
+        if row == "kmeans_1layer":
+            devs.append(f"K-means recipe and sizes are the harness's ({cfg.kmeans.n_centroids} "
+                        f"centroids, {cfg.kmeans.patch}x{cfg.kmeans.patch} patches); the paper "
+                        "quotes this row from Coates et al.")
         ok = (published and stage.profile == "paper" and real and paper_sizes
-              and "imagenet" in pre.lower() and not ckpt.get("dry_run"))
-        protocol = {**base, **info, "representation": (
-            "imagenet32 D features (trained by this harness)" if published
-            else "harness baseline: raw pixels + the same L2-SVM")}
+              and not ckpt.get("dry_run")
+              and ("imagenet" in pre.lower() if row == "dcgan_l2svm" else True))
+        protocol = {**base, **info, "representation": REPRESENTATIONS.get(
+            cfg.models[row], "imagenet32 D features (trained by this harness)")}
         flat = [a for per_run in r["acc@400pc"] for a in per_run]
         metrics[f"table1/{row}/acc"] = metric_cell(
             r["acc"], seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
-            compares_to="table1/dcgan_l2svm/acc" if published else None, n_labels=len(train),
+            compares_to=f"table1/{row}/acc" if published else None, n_labels=len(train),
             val_acc_by_C=selection)
         metrics[f"table1/{row}/acc@400pc"] = metric_cell(
             flat, seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
-            compares_to="table1/dcgan_l2svm/acc@400pc" if published else None,
+            compares_to=f"table1/{row}/acc@400pc" if published else None,
             n_labels=cfg.per_class * len(np.unique(y_train)), n_draws=cfg.draws,
             val_acc_by_C=selection)
+        # The paper's "max # of features units": the widest D layer; K-means: its centroids.
+        units = info["widest_layer"] if row != "kmeans_1layer" else cfg.kmeans.n_centroids
         metrics[f"table1/{row}/max_features"] = metric_cell(
-            [info["widest_layer"]], seeds=r["seeds"], comparable=published, unit="units",
+            [units], seeds=r["seeds"], comparable=published, unit="units",
             protocol=protocol, deviations=[],
-            compares_to="table1/dcgan_l2svm/max_features" if published else None)
+            compares_to=f"table1/{row}/max_features" if published else None)
     write_json(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds_per_row=timings,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
