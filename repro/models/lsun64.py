@@ -18,43 +18,26 @@ from __future__ import annotations
 from repro.models.base import VariantSpec
 from repro.models.layers import ConvDiscriminator, ConvGenerator, FactoryVariant
 
-LSUN64_SPEC = VariantSpec(
-    name="lsun64", image_size=64, channels=3, z_dim=100, z_dist="uniform", n_classes=0,
-    pixel_range="tanh", feature_dim=16 * (128 + 256 + 512 + 1024),
-    description="Fig. 1 64x64 LSUN generator + mirrored D (harness 30720-d features)",
-)
+def _variant(name: str, width: int, description: str) -> FactoryVariant:
+    """The Fig. 1 architecture with channels (width, width/2, width/4, width/8) below 4x4."""
+    chans = [width // 2, width // 4, width // 8]
+    spec = VariantSpec(name=name, image_size=64, channels=3, z_dim=100, z_dist="uniform",
+                       n_classes=0, pixel_range="tanh",
+                       feature_dim=16 * (width // 8 + width // 4 + width // 2 + width),
+                       description=description)
+    return FactoryVariant(
+        spec,
+        lambda: ConvGenerator(z_dim=100, base_channels=width, base_size=4, channels=[*chans, 3],
+                              strides=[2, 2, 2, 2], kernel=5),
+        lambda: ConvDiscriminator(in_channels=3, image_size=64, channels=[*chans[::-1], width],
+                                  strides=[2, 2, 2, 2], kernel=5))
 
 
-def lsun64_generator() -> ConvGenerator:
-    return ConvGenerator(z_dim=100, base_channels=1024, base_size=4, channels=[512, 256, 128, 3],
-                         strides=[2, 2, 2, 2], kernel=5)
-
-
-def lsun64_discriminator() -> ConvDiscriminator:
-    return ConvDiscriminator(in_channels=3, image_size=64, channels=[128, 256, 512, 1024],
-                             strides=[2, 2, 2, 2], kernel=5)
-
-
-LSUN64 = FactoryVariant(LSUN64_SPEC, lsun64_generator, lsun64_discriminator)
-
+LSUN64 = _variant("lsun64", 1024,
+                  "Fig. 1 64x64 LSUN generator + mirrored D (harness 30720-d features)")
 # The same architecture at a quarter of the channel width (1/16 of the compute), so that the
 # figure stages of the CPU profiles (`smoke`, `demo`) train a 64x64 model in minutes. A named
 # deviation wherever it is used: the paper's Fig. 1 model is `lsun64`.
-LSUN64_SMALL_SPEC = VariantSpec(
-    name="lsun64_small", image_size=64, channels=3, z_dim=100, z_dist="uniform", n_classes=0,
-    pixel_range="tanh", feature_dim=16 * (32 + 64 + 128 + 256),
-    description="lsun64 at 1/4 channel width (CPU profiles; a deviation from Fig. 1)",
-)
-
-
-def lsun64_small_generator() -> ConvGenerator:
-    return ConvGenerator(z_dim=100, base_channels=256, base_size=4, channels=[128, 64, 32, 3],
-                         strides=[2, 2, 2, 2], kernel=5)
-
-
-def lsun64_small_discriminator() -> ConvDiscriminator:
-    return ConvDiscriminator(in_channels=3, image_size=64, channels=[32, 64, 128, 256],
-                             strides=[2, 2, 2, 2], kernel=5)
-
-
-LSUN64_SMALL = FactoryVariant(LSUN64_SMALL_SPEC, lsun64_small_generator, lsun64_small_discriminator)
+LSUN64_SMALL = _variant("lsun64_small", 256,
+                        "lsun64 at 1/4 channel width (CPU profiles; a deviation from Fig. 1)")
+LSUN64_SPEC, LSUN64_SMALL_SPEC = LSUN64.spec, LSUN64_SMALL.spec

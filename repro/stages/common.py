@@ -7,6 +7,7 @@ the stage reads only `params.yaml`'s shared keys plus its own profile section.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -94,3 +95,11 @@ def metric_cell(runs: list[float], *, comparable: bool, protocol: dict[str, Any]
         "deviations": list(deviations),
         **extra,
     }
+
+
+def path_args(doc: str, names: list[str], argv: list[str] | None = None) -> argparse.Namespace:
+    """A stage's command line: one required path option per name (`--metrics PATH`, ...)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name in names:
+        ap.add_argument(f"--{name}", required=True, type=Path)
+    return ap.parse_args(argv)

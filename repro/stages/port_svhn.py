@@ -14,7 +14,6 @@ reason; `required: true` (paper profile) makes it an error instead.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from repro.config import Section
 from repro.data.base import to_uint8
 from repro.errors import ReproError, cli_errors
 from repro.models import authors_svhn as port
-from repro.stages.common import Stage
+from repro.stages.common import Stage, path_args
 from repro.train.sampling import save_grid
 from repro.utils.io import torch_save, write_json
 from repro.utils.provenance import git_revision
@@ -123,14 +122,9 @@ def _placeholder(figure: Path, reason: str) -> None:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--figure", required=True, type=Path)
-    ap.add_argument("--provenance", required=True, type=Path)
-    args = ap.parse_args(argv)
+    args = path_args(__doc__, ["out", "figure", "provenance"], argv)
     args.out.mkdir(parents=True, exist_ok=True)
     run(args.out, args.figure, args.provenance)
-
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,6 @@ training set. That choice is recorded in every cell.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from pydantic import Field, PositiveInt
 from repro.config import Section
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
-from repro.stages.common import Stage, metric_cell
+from repro.stages.common import Stage, metric_cell, path_args
 from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
@@ -171,13 +170,8 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", required=True, type=Path)
-    ap.add_argument("--metrics", required=True, type=Path)
-    ap.add_argument("--provenance", required=True, type=Path)
-    args = ap.parse_args(argv)
+    args = path_args(__doc__, ['checkpoints', 'metrics', 'provenance'], argv)
     run(args.checkpoints, args.metrics, args.provenance)
-
 
 if __name__ == "__main__":
     main()

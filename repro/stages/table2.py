@@ -17,7 +17,6 @@ architecture on one draw's 1000 labels, hyperparameters by random search.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from repro.eval.nearest import StreamingNN
 from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
 from repro.eval.supervised import SearchSpace, random_search
 from repro.registry import MODELS
-from repro.stages.common import Stage, metric_cell
+from repro.stages.common import Stage, metric_cell, path_args
 from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, Features, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
@@ -242,13 +241,8 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", required=True, type=Path)
-    ap.add_argument("--metrics", required=True, type=Path)
-    ap.add_argument("--provenance", required=True, type=Path)
-    args = ap.parse_args(argv)
+    args = path_args(__doc__, ['checkpoints', 'metrics', 'provenance'], argv)
     run(args.checkpoints, args.metrics, args.provenance)
-
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ fits 1-NN on real training images instead.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +27,7 @@ from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage, metric_cell
+from repro.stages.common import Stage, metric_cell, path_args
 from repro.train.sampling import generate, save_grid
 from repro.utils.io import write_json
 from repro.utils.progress import progress
@@ -183,14 +182,8 @@ def _collage(variant, G, cfg: Table3Config, device, figure: Path, ckpt: dict) ->
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", required=True, type=Path)
-    ap.add_argument("--metrics", required=True, type=Path)
-    ap.add_argument("--figure", required=True, type=Path)
-    ap.add_argument("--provenance", required=True, type=Path)
-    args = ap.parse_args(argv)
+    args = path_args(__doc__, ['checkpoints', 'metrics', 'figure', 'provenance'], argv)
     run(args.checkpoints, args.metrics, args.figure, args.provenance)
-
 
 if __name__ == "__main__":
     main()
