@@ -101,13 +101,14 @@ def test_dvc_yaml_declares_exactly_the_sections_stages_read():
 
 
 def _stage_models():
+    from repro.figures.config import FiguresConfig
     from repro.stages.port_svhn import PortConfig
     from repro.stages.table1 import Table1Config
     from repro.stages.table2 import Table2Config
     from repro.stages.table3 import Table3Config
 
     return {"table3": Table3Config, "table1": Table1Config, "table2": Table2Config,
-            "port_svhn": PortConfig}
+            "port_svhn": PortConfig, "figures": FiguresConfig}
 
 
 @pytest.mark.parametrize("profile", ["smoke", "demo", "paper"])

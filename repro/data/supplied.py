@@ -150,6 +150,14 @@ DATASETS.register("lsun_bedroom")(FolderDataset(
     "fyu/lsun) and put it in <data.root>/ (reading lmdb needs `pip install lmdb`), or export "
     "the images into <data.root>/lsun_bedroom/ (or <search folder>/lsun_bedroom/)."))
 
+# LSUN's 300 validation bedrooms: the held-out real images of the memorisation check (Figs. 2-3).
+DATASETS.register("lsun_bedroom_val")(FolderDataset(
+    DatasetSpec("lsun_bedroom_val", 64, 3, 0, {"test": 300}, real=True,
+                description="LSUN bedroom validation images (300), user-supplied"),
+    ["lsun_bedroom_val", "bedroom_val_lmdb", "lsun/bedroom_val_lmdb"], "real LSUN val bedrooms",
+    "get LSUN's bedroom_val_lmdb (https://github.com/fyu/lsun) into <data.root>/, or export "
+    "its images into <data.root>/lsun_bedroom_val/."))
+
 DATASETS.register("faces")(FolderDataset(
     DatasetSpec("faces", 64, 3, 0, {"train": 0}, real=True,
                 description="user-supplied face images (size 0 = depends on the folder); the "

@@ -223,7 +223,7 @@ def _tables(published: dict[str, PublishedCell], tables: dict[str, TableSpec],
 
 def _figures(figures_dir: Path, measured: dict[str, Measured]
              ) -> tuple[list[FigureEntry], list[Path]]:
-    images = sorted(figures_dir.glob("*.png")) if figures_dir.is_dir() else []
+    images = sorted(figures_dir.rglob("*.png")) if figures_dir.is_dir() else []  # stages may own subfolders
     specs = load_figures()
     assigned: dict[str, list[Path]] = {s.id: [] for s in specs}
     other: list[Path] = []

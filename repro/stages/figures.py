@@ -12,7 +12,6 @@ classifier (Figs. 7/8). See `repro.figures` for what each number means.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -21,13 +20,11 @@ import torch
 from repro.data.base import ImageSet, to_float
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
-from repro.figures import arithmetic as arith
 from repro.figures import guided, memorisation, nets, walk, windows
-from repro.figures.common import (cell, draw_boxes, frame, mask_boxes, render, sample_z, to01,
-                                  to_u8, u8_to01, REFERENCE_Z)
+from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage
+from repro.stages.common import Stage, path_args
 from repro.train.sampling import save_grid
 from repro.utils.io import write_json
 
@@ -79,7 +76,8 @@ class Figures:
         old.update(facts)
 
     def render01(self, variant, G, z: torch.Tensor) -> torch.Tensor:
-        return to01(render(variant, G, z, batch_size=self.cfg.batch_size), variant.spec.pixel_range).cpu()
+        return to01(render(variant, G, z, batch_size=self.cfg.batch_size, reference=self.cfg.reference_z),
+                    variant.spec.pixel_range).cpu()
 
     def grid(self, images: torch.Tensor, name: str, title: str, nrow: int | None = None) -> None:
         save_grid(images, self.out / name, nrow=nrow, title=title)
@@ -321,14 +319,8 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoints", required=True, type=Path)
-    ap.add_argument("--metrics", required=True, type=Path)
-    ap.add_argument("--figures", required=True, type=Path)
-    ap.add_argument("--provenance", required=True, type=Path)
-    args = ap.parse_args(argv)
+    args = path_args(__doc__, ["checkpoints", "metrics", "figures", "provenance"], argv)
     run(args.checkpoints, args.metrics, args.figures, args.provenance)
-
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,121 @@
+"""The stage's Figs. 6-8 (editing the generator: dropping window maps, z arithmetic, turning).
+
+Functions take the stage's `Figures` object (repro.stages.figures) for its data, judges,
+renderer and records; they are split from it only to keep modules short.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from repro.figures import arithmetic as arith
+from repro.figures import nets, walk, windows
+from repro.figures.common import draw_boxes, mask_boxes, sample_z, to_u8
+from repro.figures.windows import box_masks
+
+
+def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
+    w, dev = F.cfg.windows, F.dev
+    size = variant.spec.image_size
+    layer = windows.g_layer(G, w.layer)
+    # The samples boxes are drawn on: fixed by render_seed so an annotation file names them.
+    z = sample_z(variant, w.n_samples, w.render_seed, dev)
+    images, acts = windows.layer_activations(lambda zz: F.render01(variant, G, zz), layer, z, F.cfg.reference_z)
+    detector = F.detector
+    if F.boxes_given is not None:
+        boxes = F.boxes_given
+        # No real window masks exist for LSUN: the detector that measures the rate learns the
+        # hand-drawn boxes (as masks) of these same samples.
+        detector = nets.fit(nets.Segmenter(1), images, box_masks(boxes, size)[:, None],
+                            w.detector_steps, 32, 0, dev, "window detector (boxes)",
+                            lr=nets.SEGMENTER_LR, balance=True)
+        source = f"hand-drawn boxes ({w.annotations})"
+    else:
+        prob = nets.predict(detector, images, dev)[:, 0]  # (N, H, W)
+        boxes = [mask_boxes(p > 0.5, nets.MIN_WINDOW_PIXELS) for p in prob]
+        source = "window detector trained on exact masks of real generated rooms"
+        if not any(boxes):
+            # A barely trained G (smoke profile) draws nothing the detector calls a window; the
+            # most window-like region of the most window-like samples keeps the path measured.
+            top = prob.flatten(1).amax(1).argsort(descending=True)[:max(1, len(prob) // 4)]
+            for i in top.tolist():
+                boxes[i] = mask_boxes(prob[i] >= prob[i].quantile(0.98), 1)[:1]
+            source = "no sample had a detected window: boxes on the detector's strongest responses"
+            F.extra_deviations.append("Fig. 6: " + source)
+    X, y, ids = windows.training_cells(acts, boxes, size, seed)
+    fit = windows.window_maps(X, y, ids, seed, w.logreg_c)
+    zt = sample_z(variant, w.test_samples, seed + 8, dev)
+    before = F.render01(variant, G, zt)
+    with windows.drop_maps(layer, fit["dropped"]):
+        after = F.render01(variant, G, zt)
+    rate = {k: nets.has_window(nets.predict(detector, x, dev)[:, 0]).float().mean().item()
+            for k, x in (("before", before), ("after", after))}
+    facts = dict(boxes_from=source, n_boxes=sum(map(len, boxes)), n_box_samples=sum(1 for b in boxes if b),
+                 n_samples=w.n_samples, test_samples=w.test_samples, layer=w.layer,
+                 layer_shape=list(acts.shape[1:]), min_window_pixels=nets.MIN_WINDOW_PIXELS)
+    F.record("fig6/window_removal/window_rate_before", rate["before"], seed, "share", **facts)
+    F.record("fig6/window_removal/window_rate_after", rate["after"], seed, "share", **facts)
+    F.record("fig6/window_removal/n_dropped_maps", len(fit["dropped"]), seed, "maps", **facts)
+    F.record("fig6/window_removal/logreg_acc", fit["accuracy"], seed, "share", **facts)
+    if F.boxes_given is None:
+        F.record("fig6/window_detector/accuracy", F.detector_acc, seed, "share",
+                 measured_on="held-out real generated rooms with exact masks")
+    if draw:
+        k = min(32, len(images))
+        F.grid(draw_boxes(to_u8(images[:k]), boxes[:k]), "fig6_boxes.png",
+               f"Fig. 6 input: window boxes on samples ({source}); {facts['n_boxes']} boxes on "
+               f"{facts['n_box_samples']} of {w.n_samples} samples", nrow=8)
+        s = min(w.show, len(before))
+        F.grid(torch.cat([to_u8(before[:s]), to_u8(after[:s])]), "fig6_window_removal.png",
+               f"Fig. 6: top row unmodified samples, bottom row the same z with the "
+               f"{len(fit['dropped'])} window maps (weight > 0) of G block {w.layer} zeroed; "
+               f"share with a window {rate['before']:.2f} -> {rate['after']:.2f}", nrow=s)
+
+
+def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
+    a, dev = F.cfg.arithmetic, F.dev
+    names = list(a.attributes)
+    z = sample_z(variant, a.pool, seed + 10, dev)
+    x = F.render01(variant, G, z)
+    probs = F.classify(x)
+
+    def render01(zz):
+        return F.render01(variant, G, zz)
+
+    res = arith.run_equation(z, x, probs, names, a.equation, render01, F.classify, a.exemplars,
+                             a.repeats, a.noisy, a.noise, seed)
+    facts = dict(equation=a.equation, intended=res["intended"], exemplars=a.exemplars,
+                 repeats=a.repeats, noisy=a.noisy, noise=a.noise, pool=a.pool,
+                 exemplar_selection="automatic: the pool samples the attribute classifier scores "
+                                    "most likely to have the concept",
+                 classifier_data=F.attr_source)
+    F.record("fig7/vector_arithmetic/attribute_agreement", res["z_share"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/pixel_attribute_agreement", res["pixel_share"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/prior_rate", res["prior"], seed, "share", **facts)
+    F.record("fig7/attribute_classifier/accuracy", sum(F.attr_acc) / len(F.attr_acc), seed, "share",
+             per_attribute=dict(zip(names, F.attr_acc)), measured_on="held-out real labelled images")
+    if draw:
+        rows = []
+        for r in res["rows"]:
+            rows += [x[i] for p in r["picks"] for i in p] + [r["pixel_image"][0]] + list(r["z_images"])
+        eq = " - ".join(str(c) for c in a.equation[:2]) + f" + {a.equation[2]}"
+        F.grid(to_u8(torch.stack(rows)), "fig7_vector_arithmetic.png",
+               f"Fig. 7: {eq} (one row per equation): {a.exemplars} automatically chosen exemplars "
+               f"per concept, the pixel-space result, then the z result and {a.noisy} samples with "
+               f"+-{a.noise} noise; share with {res['intended']}: z {res['z_share']:.2f}, "
+               f"pixels {res['pixel_share']:.2f}", nrow=3 * a.exemplars + 2 + a.noisy)
+
+    direction, begin = arith.turn_vector(z, probs, names, a.turn_from, a.turn_to, a.turn_rows)
+    lines = walk.line_z(z[begin], direction, a.turn_frames)  # (R, T, Z)
+    R, T = lines.shape[:2]
+    frames = render01(lines.flatten(0, 1))
+    sm = walk.smoothness(walk.step_sizes(frames.view(R, T, -1)), F.cfg.walk.jump_ratio)
+    turned = arith.has(F.classify(frames.view(R, T, *frames.shape[1:])[:, -1]), names, a.turn_to)
+    tfacts = dict(turn_from=a.turn_from, turn_to=a.turn_to, rows=R, frames=T, exemplars=a.turn_rows)
+    F.record("fig8/turn_vector/max_step_ratio_pixel", sm["max_ratio"], seed, "ratio", **tfacts)
+    F.record("fig8/turn_vector/turned_rate", turned.float().mean().item(), seed, "share", **tfacts)
+    if draw:
+        F.grid(to_u8(frames), "fig8_turn.png",
+               f"Fig. 8: 'turn' vector mean z{a.turn_to} - mean z{a.turn_from}, added in {T} steps to "
+               f"{R} exemplars of {a.turn_from}; rows ending with {a.turn_to}: "
+               f"{turned.float().mean().item():.2f}", nrow=T)
