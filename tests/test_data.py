@@ -38,6 +38,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def test_registered_names():
     assert set(DATASETS.names()) == GENERATED | {
         "mnist", "mnist_5k", "fashion_mnist", "cifar10", "svhn", "imagenet32", "lsun_bedroom",
+        "lsun_bedroom_val",
         "celeba", "faces"}
 
 
