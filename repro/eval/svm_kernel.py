@@ -8,8 +8,8 @@ method has an N-dimensional image:
 - gradient      g = Xs^T gamma,  gamma = alpha - 2C viol * Y   (viol = max(0, 1 - Y O))
 - Hessian       H Xs^T p = Xs^T (p + 2C a * (Kmat p))          (a = active set, viol > 0)
 - inner product <Xs^T u, Xs^T v> = u^T Kmat v
-Conjugate gradients run in that inner product, so each step costs O(N^2 K) instead of
-O(N D K): for Table 2 (1,000 labels x 7,168 dims) or Table 1's 4,000 x 28,672 this is 7-30x
+The Newton system reduces to an SPD system on the active coefficients, solved by conjugate
+gradients at O(N^2 K) per step instead of O(N D K): for Table 2 (1,000 labels x 7,168 dims) or Table 1's 4,000 x 28,672 this is 7-30x
 fewer flops per step, after one O(N^2 D) product for Kmat.
 Preconditioner: (I + 2C Kmat)^-1, the inverse of the Hessian with every sample active, from
 an eigendecomposition of Kmat (exact up to `exact_max` samples, a rank-`rank` randomised
@@ -19,6 +19,7 @@ spectrum, which this preconditioner removes; Jacobi scaling cannot.
 
 from __future__ import annotations
 
+import weakref
 from typing import Callable
 
 import torch
@@ -27,9 +28,27 @@ from torch import Tensor
 LineSearch = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
+_LAST: dict = {}  # one cached Gram matrix: select_C fits the same X once per C
+
+
 def gram(X: Tensor, s: float, mean: Tensor | None, scale: Tensor | None,
          block: int = 2048) -> Tensor:
-    """Kmat = Xs Xs^T (N, N) float64, Xs = [(X - mean) / scale, s], in row blocks."""
+    """Kmat = Xs Xs^T (N, N) float64, Xs = [(X - mean) / scale, s], in row blocks.
+
+    The last result is kept for the same tensor object (a weak reference, so a freed tensor
+    whose memory is reused never matches) when not standardised.
+    """
+    key = (float(s), X.shape, X.dtype)
+    ref = _LAST.get("x")
+    if mean is None and ref is not None and ref() is X and _LAST.get("key") == key:
+        return _LAST["K"]
+    K = _gram(X, s, mean, scale, block)
+    if mean is None:
+        _LAST.update(x=weakref.ref(X), key=key, K=K)
+    return K
+
+
+def _gram(X: Tensor, s: float, mean: Tensor | None, scale: Tensor | None, block: int) -> Tensor:
     n = X.shape[0]
     K = torch.empty((n, n), dtype=torch.float64, device=X.device)
 
@@ -76,7 +95,7 @@ def spectrum(K: Tensor, exact_max: int, rank: int) -> tuple[Tensor, Tensor]:
 
 
 def newton(K: Tensor, Y: Tensor, *, C: float, tol: float, max_iter: int, cg_max_iter: int,
-           line_search: LineSearch, exact_max: int = 4096, rank: int = 1024
+           line_search: LineSearch, exact_max: int = 2048, rank: int = 1024
            ) -> tuple[Tensor, int, bool]:
     """-> (alpha (N, K), Newton iterations, converged)."""
     U, lam = spectrum(K, exact_max, rank)
@@ -104,7 +123,7 @@ def newton(K: Tensor, Y: Tensor, *, C: float, tol: float, max_iter: int, cg_max_
         n_iter = it + 1
         a = (viol > 0).double()
         eta = torch.clamp(torch.sqrt(gnorm / g0.clamp_min(1e-300)), max=0.1)
-        d = _cg(K, a, -gam * todo, precondition, eta * gnorm, C, cg_max_iter)
+        d = _cg(K, a, gam * todo, precondition, eta, C, cg_max_iter)
         Z = K @ d  # (N, K) score change along d
         t = line_search((alpha * Z).sum(0), (d * Z).sum(0), O, Z, Y)
         alpha = alpha + t * d
@@ -115,33 +134,39 @@ def newton(K: Tensor, Y: Tensor, *, C: float, tol: float, max_iter: int, cg_max_
     return alpha, n_iter, not bool((gnorm > tol * g0).any())
 
 
-def _cg(K: Tensor, a: Tensor, b: Tensor, precondition, stop: Tensor, C: float,
+def _cg(K: Tensor, a: Tensor, gam: Tensor, precondition, eta: Tensor, C: float,
         max_iter: int) -> Tensor:
-    """Preconditioned CG for (I + 2C a * K) x = b in the K inner product, all classes at once."""
-    x = torch.zeros_like(b)
-    r = b.clone()
-    Kr = K @ r
-    z = precondition(r)
-    Kz = K @ z
-    p, Kp = z.clone(), Kz.clone()
-    rz = (r * Kz).sum(0)
-    active = (r * Kr).sum(0).clamp_min(0).sqrt() > stop
+    """The Newton direction delta of (I + 2C a * K) delta = -gam, all classes at once.
+
+    Off the active set delta = -gam; on it, (I + 2C K_AA) delta_A = -gam_A + 2C K_A,off gam_off,
+    a symmetric positive definite system solved by CG in the ordinary inner product,
+    preconditioned by (I + 2C K)^-1 restricted to A (a principal block of an SPD matrix, so
+    itself SPD, for exact and sketched spectra alike).
+    """
+    off = 1.0 - a
+    rhs = a * (-gam + 2 * C * (K @ (off * gam)))
+    x = torch.zeros_like(rhs)
+    r = rhs.clone()
+    z = a * precondition(r)
+    p = z.clone()
+    rz = (r * z).sum(0)
+    # The residual of the reduced system in plain Euclidean units bounds the w-space residual
+    # only loosely: a forcing term 1000x tighter than the primal solver's keeps the inexact
+    # directions good descent directions (measured: 0.1x stalls, 0.01x converges; steps are cheap).
+    stop = 1e-3 * eta * rhs.norm(dim=0)
+    active = r.norm(dim=0) > stop
     for _ in range(max_iter):
         if not bool(active.any()):
             break
-        Hp = p + 2 * C * a * Kp
-        KHp = K @ Hp
-        pHp = (p * KHp).sum(0)
+        Hp = p + 2 * C * a * (K @ p)
+        pHp = (p * Hp).sum(0)
         alpha = torch.where(active & (pHp > 0), rz / pHp.clamp_min(1e-300), torch.zeros_like(rz))
         x += alpha * p
         r -= alpha * Hp
-        Kr -= alpha * KHp
-        z = precondition(r)
-        Kz = K @ z
-        rz_new = (r * Kz).sum(0)
+        z = a * precondition(r)
+        rz_new = (r * z).sum(0)
         beta = torch.where(rz > 0, rz_new / rz.clamp_min(1e-300), torch.zeros_like(rz))
         p = z + beta * p
-        Kp = Kz + beta * Kp
         rz = rz_new
-        active = active & ((r * Kr).sum(0).clamp_min(0).sqrt() > stop)
-    return x
+        active = active & (r.norm(dim=0) > stop)
+    return x - off * gam
