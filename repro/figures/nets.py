@@ -85,6 +85,11 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size
     if len(x) < 2:
         raise ReproError(f"{desc}: needs at least 2 labelled images, got {len(x)}")
     torch.manual_seed(seed)
+    # Re-initialise under the seed: the weights drawn when `net` was built depend on whatever
+    # used the global RNG before (that made the smoke drift gate's Fig. 6 cells flip).
+    for module in net.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
     net = net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
