@@ -124,6 +124,10 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
     if source.train_name == KMEANS:
         km = KMeansFeatures((kmeans or KMeansConfig()).settings(), device).fit(images["train"])
         sets = {name: km.transform(x, desc=f"k-means features {name}") for name, x in images.items()}
+        # Coates et al. standardise the pooled features (training mean and std) before the SVM;
+        # unscaled sums over ~170 positions also make the SVM's Newton systems ill-conditioned.
+        mean, std = sets["train"].mean(0), sets["train"].std(0) + 1e-2
+        sets = {name: (f - mean) / std for name, f in sets.items()}
         return Features(sets, None, "the labelled set's training images (unsupervised K-means)",
                         None, km.dim, km.dim)
     if source.path is None:
