@@ -12,7 +12,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import torch
 from pydantic import BaseModel
@@ -103,3 +103,10 @@ def path_args(doc: str, names: list[str], argv: list[str] | None = None) -> argp
     for name in names:
         ap.add_argument(f"--{name}", required=True, type=Path)
     return ap.parse_args(argv)
+
+
+def stage_main(run: Callable[..., None], doc: str, names: list[str],
+               argv: list[str] | None = None) -> None:
+    """`main` of a stage whose arguments are all paths: parse them, call `run` in that order."""
+    args = path_args(doc, names, argv)
+    run(*(getattr(args, name) for name in names))

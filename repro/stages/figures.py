@@ -24,7 +24,7 @@ from repro.figures import guided, memorisation, nets, walk, windows
 from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage, path_args
+from repro.stages.common import Stage, stage_main
 from repro.train.sampling import save_grid
 from repro.utils.io import write_json
 
@@ -319,8 +319,8 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = path_args(__doc__, ["checkpoints", "metrics", "figures", "provenance"], argv)
-    run(args.checkpoints, args.metrics, args.figures, args.provenance)
+    stage_main(run, __doc__, ['checkpoints', 'metrics', 'figures', 'provenance'], argv)
+
 
 if __name__ == "__main__":
     main()

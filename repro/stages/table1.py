@@ -27,7 +27,7 @@ from pydantic import Field, PositiveInt
 from repro.config import Section
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
-from repro.stages.common import Stage, metric_cell, path_args
+from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
@@ -170,8 +170,8 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = path_args(__doc__, ['checkpoints', 'metrics', 'provenance'], argv)
-    run(args.checkpoints, args.metrics, args.provenance)
+    stage_main(run, __doc__, ['checkpoints', 'metrics', 'provenance'], argv)
+
 
 if __name__ == "__main__":
     main()

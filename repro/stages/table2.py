@@ -30,7 +30,7 @@ from repro.eval.nearest import StreamingNN
 from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
 from repro.eval.supervised import SearchSpace, random_search
 from repro.registry import MODELS
-from repro.stages.common import Stage, metric_cell, path_args
+from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, Features, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
@@ -241,8 +241,8 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = path_args(__doc__, ['checkpoints', 'metrics', 'provenance'], argv)
-    run(args.checkpoints, args.metrics, args.provenance)
+    stage_main(run, __doc__, ['checkpoints', 'metrics', 'provenance'], argv)
+
 
 if __name__ == "__main__":
     main()

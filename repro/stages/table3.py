@@ -27,7 +27,7 @@ from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage, metric_cell, path_args
+from repro.stages.common import Stage, metric_cell, stage_main
 from repro.train.sampling import generate, save_grid
 from repro.utils.io import write_json
 from repro.utils.progress import progress
@@ -182,8 +182,8 @@ def _collage(variant, G, cfg: Table3Config, device, figure: Path, ckpt: dict) ->
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    args = path_args(__doc__, ['checkpoints', 'metrics', 'figure', 'provenance'], argv)
-    run(args.checkpoints, args.metrics, args.figure, args.provenance)
+    stage_main(run, __doc__, ['checkpoints', 'metrics', 'figure', 'provenance'], argv)
+
 
 if __name__ == "__main__":
     main()
