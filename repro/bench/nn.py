@@ -57,8 +57,8 @@ def bench_generated_stream(device: torch.device, n_samples: int, n_queries: int,
     variant = MODELS.get("mnist_cond")
     torch.manual_seed(0)
     G = variant.build_generator().to(device)
-    imgs, labels = class_images(n_queries, 1, 28, 10, seed=5)
-    queries, q_lab = _flat(imgs).to(device), labels.to(device)
+    imgs, _ = class_images(n_queries, 1, 28, 10, seed=5)
+    queries = _flat(imgs).to(device)
     nn = StreamingNN(queries, device=device)
     gen_s = 0.0
     sync(device)

@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from pydantic import Field, PositiveInt
 
 from repro.config import Section

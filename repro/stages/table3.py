@@ -22,7 +22,7 @@ import torch
 from pydantic import Field, PositiveInt
 
 from repro.config import Section
-from repro.data.base import ImageSet, to_float
+from repro.data.base import to_float
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
