@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
+from repro.data.fit import fit_to
 from repro.errors import ReproError
 
 
@@ -59,29 +59,10 @@ class ImageSet:
         )
 
     def resized(self, image_size: int, channels: int) -> "ImageSet":
-        """Same images at another size / channel count (grey <-> RGB), labelled as such."""
-        x = self.images
-        if x.shape[1] != channels:
-            if x.shape[1] == 1 and channels == 3:
-                x = x.expand(-1, 3, -1, -1)
-            elif x.shape[1] == 3 and channels == 1:
-                weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-                x = (x.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
-            else:
-                raise ReproError(f"cannot convert {x.shape[1]} channels to {channels}")
-        masks = self.masks
-        if x.shape[-1] != image_size:
-            x = F.interpolate(x.float(), size=(image_size, image_size), mode="bilinear",
-                              antialias=True, align_corners=False)
-            x = x.round().clamp(0, 255).to(torch.uint8)
-            masks = {
-                k: F.interpolate(m[:, None].float(), size=(image_size, image_size),
-                                 mode="nearest")[:, 0].bool()
-                for k, m in masks.items()
-            }
-        changed = x.shape[1:] != self.images.shape[1:]
-        source = f"{self.source}, resized to {channels}x{image_size}x{image_size}" if changed else self.source
-        return replace(self, images=x.contiguous(), masks=masks, source=source)
+        """Same images at another size / channel count (grey <-> RGB), labelled as such.
+
+        Stages use `repro.data.fit.fit_to`, which also returns the deviations applied."""
+        return fit_to(self, image_size, channels, "resize")[0]
 
 
 def to_float(images: torch.Tensor, pixel_range: str = "tanh") -> torch.Tensor:

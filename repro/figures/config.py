@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from repro.config import Section
+from repro.data.fit import Fit
 from repro.errors import ReproError
 
 
@@ -67,6 +68,9 @@ class ArithmeticConfig(_Part):
     turn_rows: PositiveInt = 4
     turn_frames: int = Field(8, ge=2)
     classifier_steps: PositiveInt = 400
+    # How the classifier's images are fitted to its 64x64 RGB input: "resize" (bilinear) or
+    # "pad" (zero padding); a fit that changes them is a deviation of the Fig. 7/8 cells.
+    fit: Fit = "resize"
 
     @model_validator(mode="after")
     def _check(self) -> "ArithmeticConfig":

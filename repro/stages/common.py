@@ -18,6 +18,8 @@ import torch
 from pydantic import BaseModel
 
 from repro.config import Params, config_hash, load_params, load_section, PARAMS_FILE
+from repro.data.base import ImageSet
+from repro.data.fit import Fit, fit_to
 from repro.utils.device import describe, resolve_device
 from repro.utils.io import write_json
 from repro.utils.provenance import git_revision, library_versions
@@ -33,6 +35,8 @@ class Stage:
     params: Params
     device: torch.device
     started: float = field(default_factory=time.perf_counter)
+    # What fitting data to models did (resize, pad, channels): a deviation of every cell.
+    data_deviations: list[str] = field(default_factory=list)
 
     @classmethod
     def open(cls, name: str, model: type[S], section: str,
@@ -53,8 +57,15 @@ class Stage:
         """Protocol facts every metric cell carries."""
         return {"profile": self.profile, "dry_run": self.dry_run, **facts}
 
+    def fit(self, data: ImageSet, image_size: int, channels: int, how: Fit) -> ImageSet:
+        """`data` fitted to a model's input (`<section>.fit` chose `how`); the deviations that
+        took join `deviations()`, so every cell and the provenance name them."""
+        data, devs = fit_to(data, image_size, channels, how, key=f"{self.section_name}.fit")
+        self.data_deviations += [d for d in devs if d not in self.data_deviations]
+        return data
+
     def deviations(self, *extra: str) -> list[str]:
-        out = list(self.section.deviations) + list(extra)
+        out = list(self.section.deviations) + self.data_deviations + list(extra)
         if self.dry_run:
             out.append("dry run: a few steps on generated stand-in data of the real shapes")
         return out

@@ -14,6 +14,7 @@ from pydantic import PositiveFloat, PositiveInt
 
 from repro.config import Section
 from repro.data.base import ImageSet
+from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import ReproError
 from repro.eval.kmeans import KMeansFeatures, KMeansSettings
@@ -67,13 +68,15 @@ class SvmConfig(Section):
 
 
 def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, size: int,
-               channels: int) -> ImageSet:
+               channels: int, how: Fit) -> ImageSet:
+    """A labelled split fitted to the probed model's input (`how`: the section's `fit`); the
+    fit's deviations join `stage.deviations()`."""
     d = stage.params.data
     data = load_dataset(dataset, split, root=d.root, download=d.download, search=d.search,
                         max_images=max_images, seed=0, dry_run=stage.dry_run)
     if data.labels is None:
         raise ReproError(f"{dataset} {split} has no labels; a linear probe needs a labelled dataset")
-    return data.resized(size, channels)
+    return stage.fit(data, size, channels, how)
 
 
 @dataclass

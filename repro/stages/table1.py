@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from repro.config import Section
+from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
 from repro.stages.common import Stage, metric_cell, stage_main
@@ -50,6 +51,9 @@ class Table1Config(Section):
     select_draws: PositiveInt = 3
     seed: int = 0
     image_size: PositiveInt = 32
+    # How images of another size are fitted to the 32x32 RGB models: "resize" (bilinear) or
+    # "pad" (zero padding); either is a deviation named on every cell (repro.data.fit).
+    fit: Fit = "resize"
     # row id -> checkpoint folder under the checkpoints dir, "raw_pixels" or "kmeans"
     models: dict[str, str] = Field(default_factory=lambda: {
         "dcgan_l2svm": "imagenet32", "kmeans_1layer": KMEANS, "raw_pixels": RAW})
@@ -71,8 +75,8 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     cfg: Table1Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
-    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, cfg.image_size, 3)
-    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, cfg.image_size, 3)
+    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, cfg.image_size, 3, cfg.fit)
+    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, cfg.image_size, 3, cfg.fit)
     images = {"train": train.images, "test": test.images}
     y_train, y_test = train.labels.numpy(), test.labels.numpy()
     rest, val = split_off(len(train), cfg.n_valid, cfg.seed)

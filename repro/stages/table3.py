@@ -23,6 +23,7 @@ from pydantic import Field, PositiveInt
 
 from repro.config import Section
 from repro.data.base import to_float
+from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
@@ -51,6 +52,10 @@ class Table3Config(Section):
     chunk_size: PositiveInt = 50_000
     generate_batch: PositiveInt = 1000
     grid_per_class: PositiveInt = 10
+    # How images of another size or channel count are fitted to the protocol's 28x28 grey
+    # digits: "resize" (bilinear, RGB -> luma) or "pad" (zero padding, only enlarges); either
+    # is a deviation named on every cell (repro.data.fit).
+    fit: Fit = "resize"
 
 
 def _flat01(images: torch.Tensor) -> torch.Tensor:
@@ -95,8 +100,9 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
     load = dict(root=d.root, download=d.download, search=d.search, dry_run=stage.dry_run)
     test = load_dataset(cfg.dataset, cfg.test_split, max_images=cfg.max_test, seed=0, **load)
     train = load_dataset(cfg.dataset, cfg.train_split, max_images=cfg.max_train, seed=0, **load)
-    test = test.resized(28, 1)
-    train = train.resized(28, 1)
+    # The 1-NN protocol compares 28x28 grey digits.
+    test = stage.fit(test, 28, 1, cfg.fit)
+    train = stage.fit(train, 28, 1, cfg.fit)
     queries = _flat01(test.images).to(stage.device)  # (Q, 784)
     q_labels = test.labels.to(stage.device)
     data_real = test.real and train.real and not stage.dry_run

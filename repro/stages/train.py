@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import cli_errors
 from repro.registry import MODELS
@@ -32,8 +33,18 @@ from repro.utils.io import torch_save
 DRY_RUN_STEPS = 3
 
 
-def train_section(stage: Stage) -> TrainConfig:
-    cfg: TrainConfig = stage.section
+class TrainStageConfig(TrainConfig):
+    """A `train.<name>` section as the stage reads it: the run's config plus how the dataset
+    is fitted to the variant's input."""
+
+    # "resize" (bilinear; grey replicated to RGB) or "pad" (zero padding, how the authors fed
+    # 28x28 MNIST to a 32x32 model). A fit that changes the images is a deviation recorded in
+    # the checkpoints (so in every cell that uses them) and the provenance (repro.data.fit).
+    fit: Fit = "resize"
+
+
+def train_section(stage: Stage) -> TrainStageConfig:
+    cfg: TrainStageConfig = stage.section
     if stage.dry_run:
         # Same model, batch size and data shapes; only the length changes.
         cfg = cfg.model_copy(update={"max_steps": DRY_RUN_STEPS, "log_every": 1})
@@ -41,7 +52,7 @@ def train_section(stage: Stage) -> TrainConfig:
 
 
 def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool) -> None:
-    stage = Stage.open(f"train_{name}", TrainConfig, f"train.{name}")
+    stage = Stage.open(f"train_{name}", TrainStageConfig, f"train.{name}")
     cfg = train_section(stage)
     rank = distributed.init_from_env(stage.device.type)  # 1 process unless under torchrun
     variant = MODELS.get(cfg.variant)
@@ -52,6 +63,8 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
                             download=data_params.download, search=data_params.search,
                             max_images=cfg.max_images, seed=seed,
                             dry_run=stage.dry_run)
+        # Fitted here, where the choice is configured; the trainer's own fit is then a no-op.
+        data = stage.fit(data, variant.spec.image_size, variant.spec.channels, cfg.fit)
         live = None
         if live_dir is not None and i == 0 and rank.is_main:
             from dvclive import Live
