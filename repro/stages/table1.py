@@ -11,6 +11,11 @@ carved off the training images (`n_valid`, seeded), separately for the two colum
 remaining images, and `select_draws` draws of 400 per class), then refits on the whole
 training set. That choice is recorded in every cell.
 
+Each finished row (one representation, one checkpoint) is kept in
+`<metrics>.partial.json` beside the metrics file (not a declared output); a rerun with the same
+config and inputs reuses those rows, and the file is removed once the metrics file is written
+(repro.stages.rows).
+
     python -m repro.stages.table1 --checkpoints results/checkpoints \
         --metrics results/metrics/table1_cifar10.json --provenance results/provenance
 """
@@ -28,6 +33,7 @@ from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
 from repro.stages.common import Stage, metric_cell, stage_main
+from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
@@ -71,7 +77,10 @@ def _dry(cfg: Table1Config) -> Table1Config:
 
 
 def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
-    stage = Stage.open("table1", Table1Config, "table1")
+    table1(Stage.open("table1", Table1Config, "table1"), checkpoints, metrics_path, provenance_dir)
+
+
+def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     cfg: Table1Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
@@ -98,39 +107,25 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     runs: dict[str, dict[str, list]] = {}
     timings: dict[str, float] = {}
     facts: dict[str, dict] = {}
-    common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
+    done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
+        train.images, train.labels, test.images, test.labels)), "table1")
     with feature_cache(stage) as cache:
         for src in sources(checkpoints, cfg.models):
-            t0 = time.perf_counter()
-            f = features(src, images, cfg.features, stage.device, cfg.image_size, Path(cache),
-                         kmeans=cfg.kmeans)
-            X = f.sets
-            Xr, yr = X["train"][rest], y_train[rest]
-            Xv, yv = X["train"][val], y_train[val]
-            grid = list(cfg.svm.C_grid)
-            sel_all = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=None, draws=1,
-                               seed=cfg.seed, **common)
-            sel_400 = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=cfg.per_class,
-                               draws=cfg.select_draws, seed=cfg.seed, **common)
-            acc_all = svm_draws(X["train"], y_train, X["test"], y_test, per_class=None, draws=1,
-                                C=sel_all["best_C"], seed=cfg.seed, desc=f"{src.row} all", **common)
-            acc_400 = svm_draws(X["train"], y_train, X["test"], y_test, per_class=cfg.per_class,
-                                draws=cfg.draws, C=sel_400["best_C"], seed=cfg.seed + 1,
-                                desc=f"{src.row} {cfg.per_class}/class", **common)
+            rec = done.run(f"{src.row}/{src.path.name if src.path else src.train_name}",
+                           fingerprint(src.path), lambda src=src: _probe_row(
+                               src, cfg, stage, images, (y_train, y_test), (rest, val), Path(cache)))
             r = runs.setdefault(src.row, {"acc": [], "acc@400pc": [], "seeds": []})
-            r["acc"].append(100 * acc_all[0])
-            r["acc@400pc"].append([100 * a for a in acc_400])
-            if f.seed is not None:
-                r["seeds"].append(f.seed)
+            r["acc"].append(rec["acc"])
+            r["acc@400pc"].append(rec["acc@400pc"])
+            if rec["seed"] is not None:
+                r["seeds"].append(rec["seed"])
             facts.setdefault(src.row, {
-                "feature_dim": f.feature_dim, "widest_layer": f.widest_layer,
-                "pretraining_data": f.data_source, "checkpoint_source":
-                    "harness" if f.checkpoint else "none", "C": [], "ckpt": f.checkpoint or {}})
-            facts[src.row].setdefault("val_acc_by_C", []).append(
-                {"acc": sel_all["val_acc"], "acc@400pc": sel_400["val_acc"]})
-            facts[src.row]["C"].append({"acc": sel_all["best_C"], "acc@400pc": sel_400["best_C"]})
-            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = round(time.perf_counter() - t0, 2)
-            f.sets = {}
+                "feature_dim": rec["feature_dim"], "widest_layer": rec["widest_layer"],
+                "pretraining_data": rec["data_source"], "checkpoint_source": rec["checkpoint_source"],
+                "C": [], "ckpt": rec["ckpt"]})
+            facts[src.row].setdefault("val_acc_by_C", []).append(rec["val_acc_by_C"])
+            facts[src.row]["C"].append(rec["C"])
+            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
     metrics = {}
     for row, r in runs.items():
         info = facts[row]
@@ -167,8 +162,41 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
             protocol=protocol, deviations=[],
             compares_to=f"table1/{row}/max_features" if published else None)
     write_json(metrics_path, metrics)
-    stage.write_provenance(provenance_dir, seconds_per_row=timings,
+    done.finish()
+    stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+
+
+def _probe_row(src, cfg: Table1Config, stage: Stage, images: dict, y: tuple, split: tuple,
+               cache: Path) -> dict:
+    """One representation's features, C selection and test accuracies (a JSON record)."""
+    t0 = time.perf_counter()
+    (y_train, y_test), (rest, val) = y, split
+    common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
+    f = features(src, images, cfg.features, stage.device, cfg.image_size, cache, kmeans=cfg.kmeans)
+    X = f.sets
+    Xr, yr = X["train"][rest], y_train[rest]
+    Xv, yv = X["train"][val], y_train[val]
+    grid = list(cfg.svm.C_grid)
+    sel_all = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=None, draws=1, seed=cfg.seed, **common)
+    sel_400 = choose_C(Xr, yr, Xv, yv, grid=grid, per_class=cfg.per_class,
+                       draws=cfg.select_draws, seed=cfg.seed, **common)
+    acc_all = svm_draws(X["train"], y_train, X["test"], y_test, per_class=None, draws=1,
+                        C=sel_all["best_C"], seed=cfg.seed, desc=f"{src.row} all", **common)
+    acc_400 = svm_draws(X["train"], y_train, X["test"], y_test, per_class=cfg.per_class,
+                        draws=cfg.draws, C=sel_400["best_C"], seed=cfg.seed + 1,
+                        desc=f"{src.row} {cfg.per_class}/class", **common)
+    ckpt = f.checkpoint or {}
+    f.sets = {}  # the memmaps live in the cache folder
+    return {"acc": 100 * acc_all[0], "acc@400pc": [100 * a for a in acc_400], "seed": f.seed,
+            "feature_dim": f.feature_dim, "widest_layer": f.widest_layer,
+            "data_source": f.data_source,
+            "checkpoint_source": "harness" if f.checkpoint else "none",
+            # what the cells read of the checkpoint (the rest holds tensors)
+            "ckpt": {k: ckpt[k] for k in ("deviations", "dry_run") if k in ckpt},
+            "val_acc_by_C": {"acc": sel_all["val_acc"], "acc@400pc": sel_400["val_acc"]},
+            "C": {"acc": sel_all["best_C"], "acc@400pc": sel_400["best_C"]},
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 @cli_errors

@@ -11,6 +11,11 @@ all seeds' draws pooled), and the harness's baselines: raw pixels + the same L2-
 raw pixels of the same draws (the paper's "KNN" row), and the supervised CNN with D's
 architecture on one draw's 1000 labels, hyperparameters by random search.
 
+Each finished row (an SVM row's checkpoint, the KNN row, the supervised search) is kept in
+`<metrics>.partial.json` beside the metrics file (not a declared output, so `dvc repro` leaves
+it); a rerun with the same config and inputs reuses those rows, and the file is removed once
+the metrics file is written (repro.stages.rows).
+
     python -m repro.stages.table2 --checkpoints results/checkpoints \
         --metrics results/metrics/table2_svhn.json --provenance results/provenance
 """
@@ -32,7 +37,8 @@ from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_
 from repro.eval.supervised import SearchSpace, random_search
 from repro.registry import MODELS
 from repro.stages.common import Stage, metric_cell, stage_main
-from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, Features, SvmConfig,
+from repro.stages.rows import FinishedRows, fingerprint, stage_key
+from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
 from repro.utils.io import write_json
 
@@ -141,24 +147,19 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
     missing: dict[str, str] = {}
-    by_row: dict[str, list[tuple[Features, dict, list[float]]]] = {}
+    by_row: dict[str, list[dict]] = {}
+    done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
+        pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), "table2")
     with feature_cache(stage) as cache:
         for src in sources(checkpoints, cfg.models):
             if src.missing:
                 missing[src.row] = src.missing
                 continue
-            t0 = time.perf_counter()
-            feats = features(src, images, cfg.features, stage.device, spec.image_size, Path(cache))
-            X = feats.sets
-            common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
-            sel = choose_C(X["train"], y["train"], X["valid"], y["valid"], grid=list(cfg.svm.C_grid),
-                           per_class=cfg.per_class, draws=cfg.select_draws, seed=cfg.seed, **common)
-            accs = svm_draws(X["train"], y["train"], X["test"], y["test"], per_class=cfg.per_class,
-                             draws=cfg.test_draws, C=sel["best_C"], seed=cfg.seed + 1,
-                             desc=f"{src.row} test draws", **common)
-            by_row.setdefault(src.row, []).append((feats, sel, [100 * (1 - a) for a in accs]))
-            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = round(time.perf_counter() - t0, 2)
-            feats.sets = {}  # the memmaps live in the cache folder; keep only the facts
+            rec = done.run(f"{src.row}/{src.path.name if src.path else src.train_name}",
+                           fingerprint(src.path), lambda src=src: _svm_row(
+                               src, cfg, stage, images, y, spec.image_size, Path(cache)))
+            by_row.setdefault(src.row, []).append(rec)
+            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
     for row, results in by_row.items():
         metrics[f"table2/{row}/err@1000"] = _svm_cell(row, results, base, deviations, protocol_ok)
     for row, reason in missing.items():  # reported as missing, with why, never silently dropped
@@ -168,41 +169,72 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
             "protocol": {**base, "representation": ROWS.get(row, (None, row))[1]},
             "deviations": [f"not run: {reason}"], "missing": reason}
     if cfg.knn:
-        metrics["table2/knn/err@1000"] = _knn_cell(cfg, pool, test, base, deviations, protocol_ok,
-                                                  stage.device)
+        metrics["table2/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
+            cfg, pool, test, base, deviations, protocol_ok, stage.device))
     if cfg.supervised.trials:
-        t0 = time.perf_counter()
-        metrics.update(_supervised_cells(cfg, pool, valid, test, stage, base, deviations, protocol_ok))
-        timings["supervised_cnn"] = round(time.perf_counter() - t0, 2)
+        rec = done.run("supervised_cnn", "", lambda: _timed(lambda: _supervised_cells(
+            cfg, pool, valid, test, stage, base, deviations, protocol_ok)))
+        metrics.update(rec["cells"])
+        timings["supervised_cnn"] = rec["seconds"]
     write_json(metrics_path, metrics)
+    done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
+                           reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
     for row, reason in missing.items():
         print(f"table2: row {row} left out: {reason}")
 
 
-def _svm_cell(row: str, results: list[tuple[Features, dict, list[float]]], base: dict,
-              deviations: list[str], protocol_ok: bool) -> dict:
-    errs = [e for _, _, es in results for e in es]
-    first, _, _ = results[0]
-    ckpt_devs = [d for f, _, _ in results for d in (f.checkpoint or {}).get("deviations", [])]
-    seeds = [f.seed for f, _, _ in results if f.seed is not None]
-    ckpt_dry = any((f.checkpoint or {}).get("dry_run") for f, _, _ in results)
+def _timed(compute) -> dict:
+    t0 = time.perf_counter()
+    cells = compute()
+    return {"cells": cells, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _svm_row(src, cfg: Table2Config, stage: Stage, images: dict, y: dict, size: int,
+             cache: Path) -> dict:
+    """One checkpoint's (or raw pixels') features, C selection and test errors (a JSON record)."""
+    t0 = time.perf_counter()
+    feats = features(src, images, cfg.features, stage.device, size, cache)
+    X = feats.sets
+    common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
+    sel = choose_C(X["train"], y["train"], X["valid"], y["valid"], grid=list(cfg.svm.C_grid),
+                   per_class=cfg.per_class, draws=cfg.select_draws, seed=cfg.seed, **common)
+    accs = svm_draws(X["train"], y["train"], X["test"], y["test"], per_class=cfg.per_class,
+                     draws=cfg.test_draws, C=sel["best_C"], seed=cfg.seed + 1,
+                     desc=f"{src.row} test draws", **common)
+    feats.sets = {}  # the memmaps live in the cache folder; keep only the facts
+    ckpt = feats.checkpoint or {}
+    return {"errs": [100 * (1 - a) for a in accs], "best_C": sel["best_C"],
+            "val_acc": sel["val_acc"], "seed": feats.seed, "feature_dim": feats.feature_dim,
+            "data_source": feats.data_source, "has_checkpoint": bool(feats.checkpoint),
+            "ckpt_deviations": list(ckpt.get("deviations", [])),
+            "ckpt_dry_run": bool(ckpt.get("dry_run")),
+            "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _svm_cell(row: str, results: list[dict], base: dict, deviations: list[str],
+              protocol_ok: bool) -> dict:
+    errs = [e for r in results for e in r["errs"]]
+    first = results[0]
+    ckpt_devs = [d for r in results for d in r["ckpt_deviations"]]
+    seeds = [r["seed"] for r in results if r["seed"] is not None]
+    ckpt_dry = any(r["ckpt_dry_run"] for r in results)
     compares_to, what = ROWS.get(row, (None, "harness baseline: raw pixels + the same L2-SVM"))
     std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
     return metric_cell(
         errs, seeds=seeds, comparable=protocol_ok and compares_to is not None and not ckpt_dry,
         compares_to=compares_to,
-        protocol={**base, "representation": what, "feature_dim": first.feature_dim,
-                  "pretraining_data": first.data_source,
+        protocol={**base, "representation": what, "feature_dim": first["feature_dim"],
+                  "pretraining_data": first["data_source"],
                   "checkpoint_source": "authors" if row == "dcgan_authors" else
-                  ("harness" if first.checkpoint else "none"),
-                  "C": [s["best_C"] for _, s, _ in results]},
-        val_acc_by_C=[s["val_acc"] for _, s, _ in results],
+                  ("harness" if first["has_checkpoint"] else "none"),
+                  "C": [r["best_C"] for r in results]},
+        val_acc_by_C=[r["val_acc"] for r in results],
         deviations=list(dict.fromkeys(deviations + ckpt_devs)),
-        n_labels=base["n_labels"], n_draws=len(results[0][2]),
+        n_labels=base["n_labels"], n_draws=len(first["errs"]),
         ci95=1.96 * std if std is not None else None,
-        per_seed=[float(np.mean(es)) for _, _, es in results])
+        per_seed=[float(np.mean(r["errs"])) for r in results])
 
 
 def _knn_cell(cfg: Table2Config, pool, test, base: dict, deviations: list[str],
