@@ -179,6 +179,7 @@ class GANTrainer:
         if cfg.compile:
             G, D = torch.compile(G), torch.compile(D)
         self._G_step, self._D_step = G, D
+        self._g_params = [p for p in self.G.parameters() if p.requires_grad]
 
     def state_dict(self, complete: bool) -> dict[str, Any]:
         return {
@@ -262,13 +263,16 @@ class GANTrainer:
                 loss_d.backward()
                 self.opt_d.step()
             if update_g:
-                # Non-saturating loss: G maximises log D(G(z)). D's gradients from this pass
-                # are discarded (zeroed before D's next update), so DDP need not average them.
+                # Non-saturating loss: G maximises log D(G(z)). D's weight gradients from this
+                # pass would be discarded (zeroed before D's next update), so backward is asked
+                # for G's alone: autograd then skips D's weight-gradient convolutions (1/12 of
+                # the step's FLOPs; G's gradients are bit-identical), and DDP has nothing of D's
+                # to average.
                 no_sync = self._d_ddp.no_sync() if self._d_ddp is not None else contextlib.nullcontext()
                 with no_sync:
                     loss_g = self._bce(D(fake, y_fake), 1.0)
                     self.opt_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
+                    loss_g.backward(inputs=self._g_params)
                 self.opt_g.step()
         return loss_d.detach(), loss_g.detach()
 
