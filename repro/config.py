@@ -12,10 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from repro.errors import ReproError
 
@@ -23,10 +23,24 @@ PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("experiments")
 
 
-class Section(BaseModel):
-    """Base of every stage section: unknown keys are errors, values are frozen."""
+def _from_yaml_list(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+# A fixed-length pair written as a YAML list ([lo, hi]); strict mode alone would refuse lists
+# for tuples, but each element is still checked strictly.
+FloatPair = Annotated[tuple[float, float], BeforeValidator(_from_yaml_list)]
+
+
+class Section(BaseModel):
+    """Base of every stage section: unknown keys are errors, values are frozen.
+
+    Strict: a number written as a string (`lr: "0.0002"`) or a bool where a number belongs
+    (`epochs: true`) is an error naming the key, not silently converted; an int is still a
+    valid float.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     # Deviations from the paper's protocol that this section makes on purpose. They travel
     # into checkpoints, metrics and the report, so none is hidden.
@@ -66,13 +80,22 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _got(error: dict[str, Any]) -> str:
+    """For a wrong type, what was written (a quoted number is a string to strict mode)."""
+    if not error["type"].endswith("_type") or isinstance(error.get("input"), (dict, list)):
+        return ""
+    value = error["input"]
+    return f" (got {value!r}, a {type(value).__name__})"
+
+
 def validate(model: type[S], data: Any, where: str) -> S:
     """Build a typed config, turning pydantic's report into one readable ReproError."""
     try:
         return model.model_validate(data)
     except ValidationError as err:
         problems = "; ".join(
-            f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}{_got(e)}"
+            for e in err.errors()
         )
         raise ReproError(f"invalid config: {problems}") from None
 

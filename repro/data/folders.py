@@ -20,6 +20,7 @@ import torch
 from repro.data.base import DatasetSpec, ImageSet
 from repro.errors import ReproError
 from repro.utils.progress import progress
+from repro.utils.safe_pickle import load_arrays
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 
@@ -163,9 +164,9 @@ def _load_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             with np.load(path, allow_pickle=False) as z:
                 data, labels = z["data"], z["labels"]
         else:
-            # The official Imagenet32 batches are Python pickles: only load files you trust.
-            with open(path, "rb") as handle:
-                batch = pickle.load(handle, encoding="latin1")
+            # The official Imagenet32 batches are Python pickles: read with an allow-list of
+            # numpy globals, so a file carrying other objects is refused, never run.
+            batch = load_arrays(path)
             data, labels = batch["data"], batch["labels"]
     except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError, TypeError) as err:
         raise ReproError(f"{path}: not a readable Imagenet32 batch ({type(err).__name__}: {err}); "

@@ -10,7 +10,8 @@ from repro.errors import ReproError
 
 
 class _Part(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict like repro.config.Section: no quoted numbers, no bools for numbers
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class MemorisationConfig(_Part):
@@ -49,6 +50,7 @@ class WindowsConfig(_Part):
 
 class ArithmeticConfig(_Part):
     model: str | None = None  # train.<model> section; None: the figures' model
+    variant: str | None = None  # the variant its checkpoints must hold; None: figures.variant
     dataset: str = "synth_rooms"  # real labelled images for the attribute classifier
     split: str = "train"
     test_split: str = "test"

@@ -47,6 +47,7 @@ from dataclasses import replace
 from repro.models.dcgan32 import SVHN32_SPEC, svhn32_discriminator, svhn32_generator
 from repro.models.layers import (ConvDiscriminator, ConvGenerator, FactoryVariant, batchnorms,
                                  use_batch_statistics)
+from repro.utils.safe_pickle import RefusedGlobal, RestrictedUnpickler
 
 URL_BASE = ("https://github.com/Newmu/dcgan_code/raw/master/models/"
             "svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb/")
@@ -121,15 +122,16 @@ class _ArrayRef:
     """Stand-in for joblib's NDArrayWrapper: keeps the pickled attributes (`filename`, ...)."""
 
 
-class _IndexUnpickler(pickle.Unpickler):
+class _IndexUnpickler(RestrictedUnpickler):
     """Allows only the two globals an old joblib index holds; nothing is imported or run."""
 
-    def find_class(self, module: str, name: str):
+    # numpy.ndarray is only recorded as the wrapper's `subclass` attribute
+    ALLOWED = {("numpy", "ndarray"): "numpy.ndarray"}
+
+    def resolve(self, module: str, name: str):
         if name == "NDArrayWrapper" and module.endswith("joblib.numpy_pickle"):
             return _ArrayRef
-        if (module, name) == ("numpy", "ndarray"):
-            return "numpy.ndarray"  # only recorded as the wrapper's `subclass` attribute
-        raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+        return super().resolve(module, name)
 
 
 def read_jl_index(path: str | Path) -> list[str]:
@@ -140,7 +142,8 @@ def read_jl_index(path: str | Path) -> list[str]:
             refs = _IndexUnpickler(f, encoding="latin1").load()
         names = [ref.filename for ref in refs]
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError) as err:
-        raise ReproError(f"cannot read the joblib index {path} ({err}); {_REDOWNLOAD}") from None
+        what = f"unexpected global {err}" if isinstance(err, RefusedGlobal) else err
+        raise ReproError(f"cannot read the joblib index {path} ({what}); {_REDOWNLOAD}") from None
     if not all(isinstance(n, str) and "/" not in n and "\\" not in n for n in names):
         raise ReproError(f"{path} names unexpected files {names}; {_REDOWNLOAD}")
     return names

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repro.errors import ReproError
+from repro.utils.finite import nonfinite
 
 
 class MeasuredCell(BaseModel):
@@ -85,6 +86,12 @@ def parse_metrics(data: Any, where: str) -> dict[str, MeasuredCell]:
         )
     cells: dict[str, MeasuredCell] = {}
     for cell_id, cell in data.items():
+        bad = nonfinite(cell)  # json reads NaN / Infinity literals as floats
+        if bad:
+            raise ReproError(
+                f"{where}: cell {cell_id!r} holds a non-finite number ({'; '.join(bad)}); "
+                "metrics must be finite numbers or null: rerun the stage that writes it"
+            )
         try:
             cells[cell_id] = MeasuredCell.model_validate(cell)
         except ValidationError as err:

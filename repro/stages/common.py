@@ -8,6 +8,7 @@ the stage reads only `params.yaml`'s shared keys plus its own profile section.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -95,7 +96,10 @@ def metric_cell(runs: list[float], *, comparable: bool, protocol: dict[str, Any]
     runs = [float(r) for r in runs]
     return {
         "value": statistics.fmean(runs),
-        "std": statistics.stdev(runs) if len(runs) > 1 else None,
+        # statistics.stdev raises on NaN runs: the NaN is kept for write_metrics to refuse
+        # with the cell id
+        "std": ((statistics.stdev(runs) if all(map(math.isfinite, runs)) else math.nan)
+                if len(runs) > 1 else None),
         "n_runs": len(runs),
         "runs": runs,
         "seeds": list(seeds),

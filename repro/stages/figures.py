@@ -27,7 +27,7 @@ from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
 from repro.stages.common import Stage, stage_main
 from repro.train.sampling import save_grid
-from repro.utils.io import write_json
+from repro.utils.io import write_metrics
 
 DRY = {"max_train": 256, "max_heldout": 64, "n_samples": 64, "images": 64, "steps": 5,
        "pool": 64, "test": 32}
@@ -259,10 +259,10 @@ class Figures:
         return None
 
 
-def _load(path: Path, variant_name: str, device: torch.device):
+def _load(path: Path, variant_name: str, device: torch.device, key: str = "figures.variant"):
     variant, G, D, ckpt = build_from_checkpoint(path, device=device)
     if variant.spec.name != variant_name:
-        raise ReproError(f"{path} holds variant {variant.spec.name!r}, but figures.variant is "
+        raise ReproError(f"{path} holds variant {variant.spec.name!r}, but {key} is "
                          f"{variant_name!r}; fix the profile")
     return variant, G, D, ckpt
 
@@ -302,8 +302,10 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
         raise ReproError(f"no checkpoints in {checkpoints / arith_model} for figures.arithmetic.model; "
                          f"run the train@{arith_model} stage first")
     t0 = time.perf_counter()
+    arith_variant, key = ((cfg.arithmetic.variant, "figures.arithmetic.variant")
+                          if cfg.arithmetic.variant else (cfg.variant, "figures.variant"))
     for i, path in enumerate(arith_paths):
-        variant, G, _, ckpt = build_from_checkpoint(path, device=stage.device)
+        variant, G, _, ckpt = _load(path, arith_variant, stage.device, key)
         editing.arithmetic_fig(F, variant, G, ckpt["seed"], i == 0)
     timings["arithmetic"] = round(time.perf_counter() - t0, 2)
 
@@ -319,7 +321,7 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
     for cid, (runs, seeds, unit, facts) in sorted(F.runs.items()):
         extra = arith_dev if cid.startswith(("fig7", "fig8")) else []
         metrics[cid] = cell(runs, seeds, unit, {**protocol, **facts}, deviations + extra, full)
-    write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds=timings, seeds=sorted({s for c in metrics.values()
                                                                          for s in c["seeds"]}),
                            figures=sorted(p.name for p in figures_dir.glob("fig*.png")))

@@ -86,23 +86,29 @@ class Source:
     train_name: str
     path: Path | None
     missing: str | None = None  # why the row has no checkpoint (e.g. the authors' files absent)
+    expect_variant: str | None = None  # the variant the checkpoint must hold
 
 
-def sources(checkpoints: Path, rows: dict[str, str]) -> list[Source]:
+def sources(checkpoints: Path, rows: dict[str, str], variants: dict[str, str],
+            section: str) -> list[Source]:
     """row -> checkpoint folder name under `checkpoints` (or "raw_pixels") -> Sources.
 
     A folder may hold seed<k>.pt files (our training runs) or one authors.pt (a port), or a
     MISSING.json written by a port stage that found nothing (the row is then reported missing).
+    `variants` (row -> variant) says what each row's checkpoints must hold.
     """
     out = []
     for row, name in rows.items():
         if name in (RAW, KMEANS):
             out.append(Source(row, name, None))
             continue
+        if row not in variants:
+            raise ReproError(f"{section}.variants has no entry for row {row!r}; add the variant "
+                             f"its checkpoints in {name}/ must hold")
         folder = checkpoints / name
         paths = sorted(folder.glob("seed*.pt")) + sorted(folder.glob("authors.pt"))
         if paths:
-            out += [Source(row, name, p) for p in paths]
+            out += [Source(row, name, p, expect_variant=variants[row]) for p in paths]
         elif (folder / "MISSING.json").is_file():
             out.append(Source(row, name, None, missing=read_json(folder / "MISSING.json")["reason"]))
         else:
@@ -138,7 +144,7 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
                               device=device)
         dim = next(iter(sets.values())).shape[1]
         return Features(sets, None, "none (raw pixels)", None, dim, dim)
-    variant, _, D, ckpt = build_from_checkpoint(source.path, device=device)
+    variant, _, D, ckpt = build_from_checkpoint(source.path, source.expect_variant, device)
     spec = variant.spec
     if not spec.feature_dim or spec.image_size != expect_size:
         raise ReproError(f"{source.path} holds {spec.name}, which gives no {expect_size}x"

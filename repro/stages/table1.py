@@ -36,7 +36,7 @@ from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
-from repro.utils.io import write_json
+from repro.utils.io import write_metrics
 
 # Rows with a published counterpart; others (raw pixels) are the harness's own baselines.
 PUBLISHED_ROWS = ("dcgan_l2svm", "kmeans_1layer")
@@ -63,6 +63,8 @@ class Table1Config(Section):
     # row id -> checkpoint folder under the checkpoints dir, "raw_pixels" or "kmeans"
     models: dict[str, str] = Field(default_factory=lambda: {
         "dcgan_l2svm": "imagenet32", "kmeans_1layer": KMEANS, "raw_pixels": RAW})
+    # row id -> the variant its checkpoints must hold (checkpoint rows only)
+    variants: dict[str, str] = Field(default_factory=lambda: {"dcgan_l2svm": "imagenet32"})
     features: FeatureConfig = Field(default_factory=FeatureConfig)
     kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
     svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=[1e-4, 1e-3, 1e-2, 1e-1]))
@@ -110,7 +112,7 @@ def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         train.images, train.labels, test.images, test.labels)), "table1")
     with feature_cache(stage) as cache:
-        for src in sources(checkpoints, cfg.models):
+        for src in sources(checkpoints, cfg.models, cfg.variants, "table1"):
             rec = done.run(f"{src.row}/{src.path.name if src.path else src.train_name}",
                            fingerprint(src.path), lambda src=src: _probe_row(
                                src, cfg, stage, images, (y_train, y_test), (rest, val), Path(cache)))
@@ -161,7 +163,7 @@ def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
             [units], seeds=r["seeds"], comparable=published, unit="units",
             protocol=protocol, deviations=[],
             compares_to=f"table1/{row}/max_features" if published else None)
-    write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))

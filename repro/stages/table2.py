@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from repro.config import Section
+from repro.config import FloatPair, Section
 from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.nearest import StreamingNN
@@ -40,7 +40,7 @@ from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, SvmConfig,
                                   feature_cache, features, load_split, sources)
-from repro.utils.io import write_json
+from repro.utils.io import write_metrics
 
 PAPER = {"n_valid": 10_000, "per_class": 100, "select_draws": 10, "test_draws": 100}
 
@@ -49,9 +49,9 @@ class SupervisedConfig(Section):
     trials: NonNegativeInt = 64  # 0: no supervised row
     seed: int = 0
     variant: str = "svhn32"  # D architecture to train from scratch
-    lr: tuple[float, float] = (1e-4, 1e-2)
-    weight_decay: tuple[float, float] = (1e-6, 1e-2)
-    dropout: tuple[float, float] = (0.0, 0.7)
+    lr: FloatPair = (1e-4, 1e-2)
+    weight_decay: FloatPair = (1e-6, 1e-2)
+    dropout: FloatPair = (0.0, 0.7)
     batch_size: list[PositiveInt] = [32, 64, 128]
     epochs: list[PositiveInt] = [10, 20, 40]
 
@@ -77,6 +77,9 @@ class Table2Config(Section):
     # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
     models: dict[str, str] = Field(default_factory=lambda: {
         "dcgan_l2svm": "svhn32", "dcgan_authors": "authors_svhn", "raw_pixels": RAW})
+    # row id -> the variant its checkpoints must hold (checkpoint rows only)
+    variants: dict[str, str] = Field(default_factory=lambda: {
+        "dcgan_l2svm": "svhn32", "dcgan_authors": "svhn32_authors"})
     knn: bool = True
     # How images of another size or channel count are fitted to the 32x32 RGB models:
     # "resize" (bilinear) or "pad" (zero padding, how the authors fed 28x28 MNIST to a 32x32
@@ -151,7 +154,7 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), "table2")
     with feature_cache(stage) as cache:
-        for src in sources(checkpoints, cfg.models):
+        for src in sources(checkpoints, cfg.models, cfg.variants, "table2"):
             if src.missing:
                 missing[src.row] = src.missing
                 continue
@@ -176,7 +179,7 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
             cfg, pool, valid, test, stage, base, deviations, protocol_ok)))
         metrics.update(rec["cells"])
         timings["supervised_cnn"] = rec["seconds"]
-    write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
                            reused_rows=done.reused,

@@ -30,7 +30,7 @@ from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
 from repro.stages.common import Stage, metric_cell, stage_main
 from repro.train.sampling import generate, save_grid
-from repro.utils.io import write_json
+from repro.utils.io import write_metrics
 from repro.utils.progress import progress
 
 # The paper's sample counts, by the column label used in the cell ids.
@@ -47,6 +47,9 @@ class Table3Config(Section):
     max_test: PositiveInt | None = None
     # row id in the published registry -> train.<name> section whose checkpoints it uses
     models: dict[str, str] = Field(default_factory=lambda: {"dcgan": "mnist_cond", "gan": "gan_mlp"})
+    # row id -> the variant its checkpoints must hold (a checkpoint of another variant put in
+    # the row's folder is refused, not scored as that row)
+    variants: dict[str, str] = Field(default_factory=lambda: {"dcgan": "mnist_cond", "gan": "gan_mlp"})
     # column label -> number of generated samples (the paper: 50k -> 50,000, 10m -> 10,000,000)
     n_samples: dict[str, PositiveInt] = Field(default_factory=lambda: dict(PAPER_SAMPLES))
     chunk_size: PositiveInt = 50_000
@@ -84,6 +87,16 @@ def _sample_stream(variant, G, ends: list[int], seed: int, batch: int,
 
 def _error(nn: StreamingNN, labels: torch.Tensor) -> float:
     return 100.0 * (nn.predict().to(labels.device) != labels).float().mean().item()
+
+
+def load_generator(path: Path, expect_variant: str, device: torch.device):
+    """A row's checkpoint -> (variant, G, ckpt), refused unless it holds `expect_variant` and
+    that variant is a conditional 28x28 generator (what the 1-NN protocol samples)."""
+    variant, G, _, ckpt = build_from_checkpoint(path, expect_variant, device)
+    if not variant.spec.n_classes or variant.spec.image_size != 28 or variant.spec.channels != 1:
+        raise ReproError(f"{path} holds {variant.spec.name}, not a conditional 28x28 "
+                         "MNIST generator; fix table3.models / table3.variants in the profile")
+    return variant, G, ckpt
 
 
 def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Path) -> None:
@@ -130,6 +143,9 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
     timings["real"] = round(time.perf_counter() - t0, 2)
 
     for row, train_name in cfg.models.items():
+        if row not in cfg.variants:
+            raise ReproError(f"table3.variants has no entry for row {row!r}; add the variant its "
+                             f"checkpoints in {train_name}/ must hold")
         ckpt_dir = checkpoints / train_name
         paths = sorted(ckpt_dir.glob("seed*.pt"))
         if not paths:
@@ -139,10 +155,7 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
         seeds: list[int] = []
         t0 = time.perf_counter()
         for path in paths:
-            variant, G, _, ckpt = build_from_checkpoint(path, device=stage.device)
-            if not variant.spec.n_classes or variant.spec.image_size != 28:
-                raise ReproError(f"{path} holds {variant.spec.name}, not a conditional 28x28 "
-                                 "MNIST generator; fix table3.models in the profile")
+            variant, G, ckpt = load_generator(path, cfg.variants[row], stage.device)
             seeds.append(ckpt["seed"])
             marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
             total = marks[-1][1]
@@ -171,7 +184,7 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
                 + list(ckpt.get("deviations", [])),
                 compares_to=f"table3/{row}/err@{col}")
         timings[row] = round(time.perf_counter() - t0, 2)
-    write_json(metrics_path, metrics)
+    write_metrics(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds_per_row=timings,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
 

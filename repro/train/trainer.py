@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 from repro.data.base import ImageSet, to_float
 from repro.errors import ReproError
+from repro.models.checkpoint import load_checkpoint
 from repro.registry import MODELS
 from repro.train import distributed
 from repro.train.config import TrainConfig
@@ -214,7 +215,7 @@ class GANTrainer:
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.noise.set_state(ckpt["noise_rng"].to(self.noise.get_state().device))
-        torch.set_rng_state(ckpt["cpu_rng"])
+        torch.set_rng_state(ckpt["cpu_rng"].cpu())  # map_location put it on self.device
         self.step = ckpt["step"]
 
     def save(self, complete: bool = False) -> None:
@@ -279,7 +280,8 @@ class GANTrainer:
     def run(self, seed: int, resume: bool = False) -> RunResult:
         self._fresh_state(seed)
         if resume and self.checkpoint.exists():
-            ckpt = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            # The consumers' loader: weights_only, and one clear error for a truncated file.
+            ckpt = load_checkpoint(self.checkpoint, device=self.device)
             self._load_state(ckpt)
             if ckpt.get("complete"):
                 return RunResult(self.checkpoint, self.step, 0.0, 0.0, float("nan"), float("nan"))
