@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import Any, Callable
+
 import yaml
 
 from repro.errors import ReproError
@@ -27,8 +29,13 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 
 def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
-                 data_search: list[str] | None = None) -> Path:
-    """Copy the pipeline into `dest`, select `profile`, `dvc repro` it; returns `dest`."""
+                 data_search: list[str] | None = None,
+                 edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
+    """Copy the pipeline into `dest`, select `profile`, `dvc repro` it; returns `dest`.
+
+    `edit_profile` rewrites the copied profile's sections before the run (the drift gate's
+    seed sweep and its planted-change test use it); the working tree is never touched.
+    """
     repo, dest = Path(repo).resolve(), Path(dest)
     if dest.exists():
         shutil.rmtree(dest)
@@ -46,6 +53,10 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     else:  # relative search folders are relative to the original repository
         params["data"]["search"] = [str((repo / p).resolve()) for p in params["data"].get("search", [])]
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    if edit_profile is not None:
+        path = dest / "experiments" / f"{profile}.yaml"
+        path.write_text(yaml.safe_dump(edit_profile(yaml.safe_load(path.read_text())),
+                                       sort_keys=False))
     env = {**os.environ, "REPRO_PROGRESS": "0", "DVC_NO_ANALYTICS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     git = ["git", "-c", "user.name=repro", "-c", "user.email=repro@localhost"]

@@ -18,6 +18,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """The smoke pipeline, run once per session: CI runs it for the drift gate first
+    (`smoke_gate --keep DIR`) and passes REPRO_SMOKE_RUN=DIR, so it is not run twice."""
+    from repro.report.smoke_gate import run_smoke
+
+    given = os.environ.get("REPRO_SMOKE_RUN")
+    if given and (Path(given) / "results" / "metrics").is_dir():
+        return Path(given)
+    dest = tmp_path_factory.mktemp("smoke") / "smoke"
+    run_smoke(REPO, dest)
+    return dest
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+import statistics
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -122,14 +123,19 @@ def _diff(old: Any, new: Any) -> float:
 
 
 def check(baseline: dict[str, Any], current: dict[str, Any],
-          tolerances: list[tuple[str, float]] | None = None) -> list[Finding]:
-    """Every drifting, missing and new cell (cells within tolerance are not listed)."""
+          tolerances: list[tuple[str, float]] | None = None,
+          exact: bool = False) -> list[Finding]:
+    """Every drifting, missing and new cell (cells within tolerance are not listed).
+
+    exact: every cell must equal its baseline value (tolerance 0), for a run on the very
+    platform that made the baseline; otherwise each cell's own `tol` (or the tolerance file's).
+    """
     cells = baseline["cells"]
     default = float(baseline.get("default_tol", 0.0))
     findings = []
     for key in sorted(cells):
         old = cells[key]["value"]
-        tol = _match(key, tolerances or [])
+        tol = 0.0 if exact else _match(key, tolerances or [])
         tol = float(cells[key].get("tol", default)) if tol is None else tol
         if key not in current:
             findings.append(Finding(MISSING, key, old, None, None, tol))
@@ -140,6 +146,38 @@ def check(baseline: dict[str, Any], current: dict[str, Any],
     findings += [Finding(NEW, key, None, current[key], None, None)
                  for key in sorted(set(current) - set(cells))]
     return findings
+
+
+def seed_tolerance(runs: list[Any], k: float, rel_floor: float) -> tuple[float | None, float]:
+    """(std over seeds, tolerance) of one cell: tol = k * std, at least rel_floor * max(1, |v|).
+
+    The floor only absorbs last-bit float noise of cells that every seed gives alike; a cell
+    that is not a number (or not one in every run) must match exactly (tol 0).
+    """
+    if not runs or not all(_is_num(v) and math.isfinite(v) for v in runs):
+        return None, 0.0
+    std = statistics.stdev(runs) if len(runs) > 1 else 0.0
+    return std, max(k * std, rel_floor * max(1.0, abs(runs[0])))
+
+
+def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: float,
+                    rel_floor: float, rule: str, platform: dict[str, Any], platform_id: str,
+                    regenerate: str) -> dict[str, Any]:
+    """A baseline from one smoke run per seed: the reference seed's values, per-cell spread
+    over seeds and the tolerance derived from it by `rule`."""
+    ref = runs[reference_seed]
+    seeds = sorted(runs)
+    missing = {s: sorted(set(ref) ^ set(runs[s])) for s in seeds if set(runs[s]) != set(ref)}
+    if missing:
+        raise ReproError(f"seed runs disagree on their cells (seed: differing cells): {missing}")
+    cells = {}
+    for key in sorted(ref):
+        values = [runs[s][key] for s in seeds]
+        std, tol = seed_tolerance(values, k, rel_floor)
+        cells[key] = {"value": ref[key], "runs": values, "std": std, "tol": tol}
+    return {"regenerate": regenerate, "rule": rule, "k": k, "rel_floor": rel_floor,
+            "seeds": seeds, "reference_seed": reference_seed, "platform": platform,
+            "platform_id": platform_id, "default_tol": 0.0, "cells": cells}
 
 
 def updated_baseline(baseline: dict[str, Any] | None, current: dict[str, Any],
@@ -212,18 +250,24 @@ def run(args: argparse.Namespace) -> int:
               + (f"; dropped {len(dropped)}: {', '.join(dropped)}" if dropped else ""))
         return 0
     baseline = read_baseline(args.baseline)
-    findings = check(baseline, current, tolerances)
-    failing = {DRIFT, MISSING} | ({NEW} if args.strict else set())
+    return report(check(baseline, current, tolerances), baseline, len(current), args.strict,
+                  _regenerate_command(args))
+
+
+def report(findings: list[Finding], baseline: dict[str, Any], n_current: int, strict: bool,
+           regenerate: str | None = None) -> int:
+    """Print the findings; 1 when a cell drifts or is missing (or is new, with strict)."""
+    failing = {DRIFT, MISSING} | ({NEW} if strict else set())
     failed = [f for f in findings if f.status in failing]
     counts = {s: sum(f.status == s for f in findings) for s in (DRIFT, MISSING, NEW)}
-    print(f"{len(baseline['cells'])} baseline cells, {len(current)} current: "
+    print(f"{len(baseline['cells'])} baseline cells, {n_current} current: "
           f"{counts[DRIFT]} drifting, {counts[MISSING]} missing, {counts[NEW]} new"
-          + ("" if args.strict or not counts[NEW] else " (new cells are warnings; --strict fails)"))
+          + ("" if strict or not counts[NEW] else " (new cells are warnings; --strict fails)"))
     if findings:
         print(format_findings(findings))
     if failed:
         print(f"metric drift: {len(failed)} cell(s) outside tolerance or missing. If the change "
-              f"is intended, regenerate the baseline: {baseline.get('regenerate') or _regenerate_command(args)}")
+              f"is intended, regenerate the baseline: {baseline.get('regenerate') or regenerate}")
         return 1
     return 0
 

@@ -55,6 +55,7 @@ class Provenance(BaseModel):
     seeds: list[int] = Field(default_factory=list)
     device: str | None = None
     device_name: str | None = None
+    platform: dict[str, Any] = Field(default_factory=dict)  # repro.utils.platform.fingerprint
     libraries: dict[str, str] = Field(default_factory=dict)
     wall_time_s: float | None = None
     started_at: str | None = None

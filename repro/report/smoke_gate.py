@@ -1,11 +1,26 @@
 """The CI drift gate: run the `smoke` pipeline in a scratch copy, compare with the baseline.
 
-    python -m repro.report.smoke_gate            # fail (exit 1) listing drifting cells
-    python -m repro.report.smoke_gate --update   # regenerate the baseline on purpose
+    python -m repro.report.smoke_gate                 # fail (exit 1) listing drifting cells
+    python -m repro.report.smoke_gate --update        # regenerate the baseline on purpose
+    python -m repro.report.smoke_gate --foreign       # check as if on another kind of machine
+    python -m repro.report.smoke_gate --keep DIR      # leave the run in DIR (CI reuses it)
 
-The baseline lives at `<paths.baselines>/smoke.json` (params.yaml). The smoke pipeline is
-bit-deterministic on CPU (seeded runs, fixed thread count), so every cell's tolerance is 0
-unless the baseline says otherwise.
+The baseline (`<paths.baselines>/smoke.json`, params.yaml) is made from the smoke pipeline run
+once per seed in `SEEDS` (every training seed of the profile set to that seed). It stores, per
+cell, the reference seed's value, the values of all seeds, their spread and a tolerance:
+
+    tol = K x s   (K = 4; s = sample standard deviation over the seeds),
+    at least 1e-6 x max(1, |value|), so that cells every seed gives alike absorb only
+    last-bit float noise.
+
+Float kernels differ in their last bits between kinds of CPU (instruction set, BLAS, thread
+count), and that difference grows through training like a change of seed, at most. So:
+- on the platform that made the baseline (same fingerprint, `repro.utils.platform`) the
+  smoke pipeline is bit-identical and every cell must equal its value exactly;
+- on any other platform, every cell must lie within its tolerance of the reference value.
+A cell that flips between discrete values from seed to seed gets a wide tolerance and catches
+nothing; `--update` refuses a baseline with such cells (see `sharpness_problems`): make the
+smoke model or its sample counts steadier instead.
 """
 
 from __future__ import annotations
@@ -14,45 +29,182 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from repro.config import load_params
-from repro.errors import cli_errors
+from repro.errors import ReproError, cli_errors
 from repro.report import drift
 from repro.scratch import run_pipeline
+from repro.train.config import TrainConfig
+from repro.utils.io import write_json
+from repro.utils.platform import fingerprint, fingerprint_id
 
 REGENERATE = "python -m repro.report.smoke_gate --update"
+PROFILE = "smoke"
+SEEDS = (0, 1, 2, 3, 4, 5)
+REFERENCE_SEED = 0
+K = 4.0
+REL_FLOOR = 1e-6
+THREADS = 2
+RULE = ("tol = 4 x s, s the sample std of the cell over the smoke pipeline run once per seed "
+        "in `seeds` (every training seed set to it), at least 1e-6 x max(1, |value|); exact "
+        "(tol 0) on the platform whose fingerprint made the baseline")
+# Sharpness caps: the widest tolerance a cell may have, by unit. Wider means the smoke run
+# cannot tell a change from seed noise in that cell.
+CAPS = {"%": 5.0, "share": 0.1, "ratio": 0.15}
+REL_CAP = 0.15  # other units: relative to the cell's magnitude
+
+Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def run(update: bool, workdir: Path | None, repo: Path = Path(".")) -> int:
+def with_seed(seed: int) -> Edit:
+    """A profile edit that sets every `seeds` list (the training seeds) to [seed]."""
+    def edit(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: [seed] if k == "seeds" and isinstance(v, list) else edit(v)
+                    for k, v in node.items()}
+        return node
+    return edit
+
+
+def with_lr_scale(factor: float) -> Edit:
+    """A profile edit that multiplies every training section's learning rate by `factor`."""
+    default = TrainConfig.model_fields["lr"].default
+
+    def edit(profile: dict[str, Any]) -> dict[str, Any]:
+        train = {name: {**sec, "lr": float(sec.get("lr", default)) * factor}
+                 for name, sec in profile.get("train", {}).items()}
+        return {**profile, "train": train}
+    return edit
+
+
+def _pin_threads() -> None:
+    # Thread count changes float summation order: pin it (it is part of the fingerprint too).
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
+
+
+def metrics_values(metrics: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A metrics folder -> ({'<file>/<cell>': value}, {'<file>/<cell>': unit})."""
+    values = drift.current_values(metrics)
+    units = {f"{stem}/{cid}": cell.unit for stem, cells in
+             drift.read_metrics_dir(metrics).items() for cid, cell in cells.items()}
+    return values, units
+
+
+def run_smoke(repo: Path, dest: Path, edit: Edit | None = None) -> Path:
+    """The smoke pipeline in `dest` (a scratch copy), threads pinned -> its metrics folder."""
     params = load_params(repo / "params.yaml")
-    baseline = repo / params.paths["baselines"] / "smoke.json"
-    # Thread count changes float summation order; pin it so the gate is exact across machines.
-    os.environ["OMP_NUM_THREADS"] = "2"
-    torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        out = run_pipeline(repo, Path(tmp) / "smoke", "smoke")
-        metrics = out / params.paths["metrics"]
-        args = drift.parse_args(["--baseline", str(baseline), "--metrics", str(metrics)]
-                                + (["--update"] if update else []))
-        code = drift.run(args)
-    if update:
-        data = drift.read_baseline(baseline)
-        data["regenerate"] = REGENERATE
-        from repro.utils.io import write_json
+    _pin_threads()
+    out = run_pipeline(repo, dest, PROFILE, edit_profile=edit)
+    return out / params.paths["metrics"]
 
-        write_json(baseline, data)
-    return code
+
+def smoke_values(repo: Path, workdir: Path | None, edit: Edit | None = None
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Run the smoke pipeline once in a temporary folder -> (values, units)."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        return metrics_values(run_smoke(repo, Path(tmp) / "smoke", edit))
+
+
+def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> list[str]:
+    """Cells whose tolerance is wider than the cap for their unit."""
+    problems = []
+    for key, cell in baseline["cells"].items():
+        unit = units.get(key, "")
+        cap = CAPS.get(unit, REL_CAP * max(abs(cell["value"]), 1.0)
+                       if drift._is_num(cell["value"]) else 0.0)
+        if cell["tol"] > cap:
+            problems.append(f"{key}: tol {cell['tol']:.4g} {unit} > cap {cap:.4g} "
+                            f"(seed runs {[round(v, 4) for v in cell['runs']]})")
+    return problems
+
+
+def update(repo: Path, workdir: Path | None, seeds: tuple[int, ...] = SEEDS,
+           force: bool = False) -> int:
+    params = load_params(repo / "params.yaml")
+    path = repo / params.paths["baselines"] / "smoke.json"
+    runs, units = {}, {}
+    for seed in seeds:
+        print(f"smoke pipeline, seed {seed} ({len(runs) + 1}/{len(seeds)})", flush=True)
+        runs[seed], units = smoke_values(repo, workdir, with_seed(seed))
+    fp = fingerprint(THREADS)
+    baseline = drift.seeded_baseline(runs, seeds[0], K, REL_FLOOR, RULE, fp, fingerprint_id(fp),
+                                     REGENERATE)
+    baseline["units"] = units
+    problems = sharpness_problems(baseline, units)
+    if problems and not force:
+        raise ReproError("these cells vary too much between seeds to gate anything; make the "
+                         "smoke run steadier (larger samples, a better-trained model) or pass "
+                         "--force to write the baseline anyway:\n  " + "\n  ".join(problems))
+    write_json(path, baseline)
+    print(f"wrote {path}: {len(baseline['cells'])} cells from seeds {list(seeds)} on "
+          f"{fp['cpu_model']} ({baseline['platform_id']})"
+          + (f"; {len(problems)} cells above their sharpness cap" if problems else ""))
+    return 0
+
+
+def load_baseline(repo: Path) -> dict[str, Any]:
+    params = load_params(repo / "params.yaml")
+    path = repo / params.paths["baselines"] / "smoke.json"
+    baseline = drift.read_baseline(path)
+    if "platform_id" not in baseline:
+        raise ReproError(f"{path} has no platform fingerprint (an old single-run baseline); "
+                         f"regenerate it: {REGENERATE}")
+    return baseline
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], foreign: bool = False) -> int:
+    """Compare one smoke run's values with the baseline and print the verdict; 0 clean,
+    1 drift. `foreign`: statistical tolerances even on the baseline's own platform."""
+    fp = fingerprint(THREADS)
+    same = fingerprint_id(fp) == baseline["platform_id"] and not foreign
+    print(f"platform {fingerprint_id(fp)} ({fp['cpu_model']}, {fp['torch_cpu_capability']}, "
+          f"{fp['threads']} threads); baseline {baseline['platform_id']} "
+          f"({baseline['platform'].get('cpu_model')}, "
+          f"{baseline['platform'].get('torch_cpu_capability')}): "
+          + ("same platform, exact comparison" if same else
+             f"{'treated as ' if foreign else ''}another platform, tolerances from the seed "
+             f"spread ({baseline['rule']})"))
+    return drift.report(drift.check(baseline, current, exact=same), baseline, len(current),
+                        strict=False)
+
+
+def check(repo: Path, workdir: Path | None, foreign: bool = False, edit: Edit | None = None,
+          keep: Path | None = None) -> int:
+    """Run the smoke pipeline (in `keep`, left there for reuse, else a temporary folder) and
+    compare it with the baseline."""
+    baseline = load_baseline(repo)
+    if keep is not None:
+        current, _ = metrics_values(run_smoke(repo, keep, edit))
+    else:
+        current, _ = smoke_values(repo, workdir, edit)
+    return compare(baseline, current, foreign)
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--update", action="store_true", help="regenerate the baseline")
-    ap.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: system tmp)")
+    ap = argparse.ArgumentParser(prog="python -m repro.report.smoke_gate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--update", action="store_true",
+                    help=f"regenerate the baseline from seeds {list(SEEDS)} (about 2 minutes "
+                         "each on 2 cores)")
+    ap.add_argument("--force", action="store_true",
+                    help="with --update: write the baseline even if cells exceed their cap")
+    ap.add_argument("--foreign", action="store_true",
+                    help="compare with the statistical tolerances even on the baseline's platform")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="scratch folder for the pipeline runs (default: the system's temp)")
+    ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                    help="run the smoke pipeline in DIR and leave it there (the tests reuse it "
+                         "through REPRO_SMOKE_RUN=DIR, so CI runs it once)")
     args = ap.parse_args(argv)
-    raise SystemExit(run(args.update, args.workdir))
+    repo = Path(".")
+    code = (update(repo, args.workdir, force=args.force) if args.update
+            else check(repo, args.workdir, foreign=args.foreign, keep=args.keep))
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from repro.data.base import ImageSet
 from repro.data.fit import Fit, fit_to
 from repro.utils.device import describe, resolve_device
 from repro.utils.io import write_json
+from repro.utils.platform import fingerprint
 from repro.utils.provenance import git_revision, library_versions
 
 S = TypeVar("S", bound=BaseModel)
@@ -79,6 +80,8 @@ class Stage:
             "dry_run": self.dry_run,
             "device": self.device.type,
             "device_name": describe(self.device),
+            # the CPU and kernel stack that fixed the last bits of every float result here
+            "platform": fingerprint(),
             "params_hash": config_hash(self.params, self.section),
             "config": self.section.model_dump(mode="json"),
             "git": git_revision(),

@@ -1,0 +1,105 @@
+"""The portable drift gate: exact on the baseline's platform, seed-spread tolerances on any
+other, and still sharp enough there to fail a planted change."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from repro.errors import ReproError
+from repro.report import drift, smoke_gate
+from repro.report.smoke_gate import compare, load_baseline, with_lr_scale, with_seed
+from repro.utils.platform import fingerprint, fingerprint_id
+
+from conftest import REPO
+
+PROFILE = {"train": {"a": {"seeds": [0], "epochs": 1}, "b": {"seeds": [0], "lr": 0.001}},
+           "table3": {"dataset": "x"}}
+
+
+def test_profile_edits():
+    assert with_seed(3)(PROFILE)["train"]["a"]["seeds"] == [3]
+    assert with_seed(3)(PROFILE)["table3"] == {"dataset": "x"}
+    scaled = with_lr_scale(2.5)(PROFILE)["train"]
+    assert scaled["a"]["lr"] == pytest.approx(0.0005)  # the trainer's default 2e-4, x 2.5
+    assert scaled["b"]["lr"] == pytest.approx(0.0025)
+    assert PROFILE["train"]["b"]["lr"] == 0.001  # the input is not modified
+
+
+def _baseline(runs, platform_id="p0"):
+    return drift.seeded_baseline(runs, 0, 4.0, 1e-6, "rule", {"cpu_model": "x"}, platform_id,
+                                 "regen")
+
+
+RUNS = {0: {"t/a": 10.0, "t/b": 0.5, "t/c": None}, 1: {"t/a": 11.0, "t/b": 0.5, "t/c": None},
+        2: {"t/a": 9.0, "t/b": 0.5, "t/c": None}}
+
+
+def test_tolerance_from_seed_spread():
+    base = _baseline(RUNS)
+    a, b, c = (base["cells"][k] for k in ("t/a", "t/b", "t/c"))
+    assert a["value"] == 10.0 and a["runs"] == [10.0, 11.0, 9.0]
+    assert a["std"] == pytest.approx(1.0) and a["tol"] == pytest.approx(4.0)
+    assert b["std"] == 0.0 and b["tol"] == pytest.approx(1e-6)  # only float noise absorbed
+    assert c["tol"] == 0.0  # not a number: must match exactly
+    with pytest.raises(ReproError, match="disagree"):
+        _baseline({0: {"t/a": 1.0}, 1: {"t/z": 1.0}})
+
+
+def test_exact_on_same_platform_statistical_elsewhere(monkeypatch, capsys):
+    fp = fingerprint(smoke_gate.THREADS)
+    base = _baseline(RUNS, platform_id=fingerprint_id(fp))
+    nudged = {"t/a": 10.5, "t/b": 0.5, "t/c": None}
+    assert compare(base, dict(RUNS[0])) == 0
+    assert compare(base, nudged) == 1  # same platform: any change is drift
+    assert "exact comparison" in capsys.readouterr().out
+    assert compare(base, nudged, foreign=True) == 0  # within 4 std
+    assert compare(base, {**nudged, "t/a": 14.5}, foreign=True) == 1
+    assert compare(base, {**nudged, "t/b": 0.51}, foreign=True) == 1
+    # a genuinely different fingerprint takes the statistical path by itself
+    monkeypatch.setattr(smoke_gate, "fingerprint_id", lambda _fp: "another-cpu")
+    assert compare(base, nudged) == 0
+    assert "another platform" in capsys.readouterr().out
+
+
+def test_sharpness_caps_flag_noisy_cells():
+    base = _baseline({0: {"t/acc": 40.0, "t/r": 1.0}, 1: {"t/acc": 50.0, "t/r": 1.01},
+                      2: {"t/acc": 30.0, "t/r": 0.99}})
+    problems = smoke_gate.sharpness_problems(base, {"t/acc": "%", "t/r": "ratio"})
+    assert len(problems) == 1 and problems[0].startswith("t/acc")
+
+
+def test_committed_baseline_is_portable_and_sharp():
+    base = load_baseline(REPO)
+    assert base["platform"]["cpu_model"] and base["platform_id"]
+    assert base["seeds"] == list(smoke_gate.SEEDS) and base["rule"] == smoke_gate.RULE
+    assert not smoke_gate.sharpness_problems(base, base["units"])
+    assert all(len(c["runs"]) == len(base["seeds"]) for c in base["cells"].values())
+
+
+def test_old_baseline_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "results" / "baselines").mkdir(parents=True)
+    (tmp_path / "results" / "baselines" / "smoke.json").write_text(
+        json.dumps({"cells": {"t/a": {"value": 1.0, "tol": 0.0}}}))
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "demo.yaml").write_text("{}\n")
+    with pytest.raises(ReproError, match="regenerate"):
+        load_baseline(tmp_path)
+
+
+@pytest.mark.slow
+def test_unchanged_tree_passes_under_a_foreign_fingerprint(smoke_run, capsys):
+    current, _ = smoke_gate.metrics_values(smoke_run / "results" / "metrics")
+    assert compare(load_baseline(REPO), current, foreign=True) == 0
+
+
+@pytest.mark.slow
+def test_planted_change_fails_under_a_foreign_fingerprint(tmp_path, capsys):
+    """A smoke learning rate 2.5x higher must be caught even with the wide tolerances."""
+    code = smoke_gate.check(REPO, tmp_path, foreign=True, edit=with_lr_scale(2.5))
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "treated as another platform" in out
+    assert sum(line.startswith("DRIFT") for line in out.splitlines()) >= 3, out
