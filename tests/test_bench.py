@@ -51,6 +51,16 @@ def test_svm_record_on_small_features():
     assert r["ours"]["objective"] == pytest.approx(r["alternative"]["objective"], rel=1e-3)
 
 
+def test_count_flops_and_rate():
+    from repro.bench.roofline import count_flops, rate
+
+    a, b = torch.ones(8, 16), torch.ones(16, 4)
+    flops, out = count_flops(lambda: a @ b)
+    assert flops == 2 * 8 * 16 * 4 and out.shape == (8, 4)
+    r = rate(1e9, 0.5, {"matmul_fp32_gflops": 4.0}, "matmul")
+    assert r["gflops"] == pytest.approx(2.0) and r["fraction_of_peak"] == pytest.approx(0.5)
+
+
 def test_only_names_are_checked():
     assert cli._selected("train/svhn32,nn") == ({"train", "nn"}, ["svhn32"])
     with pytest.raises(ReproError, match="valid names"):
@@ -75,6 +85,16 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     assert b["benchmarks"]["nn_stream/400x50"]["projected_10M_vs_10k_s"] > 0
     md = bench_markdown(out)
     assert "| train/mnist_cond |" in md and "≥ 1.3x" in md
+    # the roofline: the peak measured at the start, each path's fraction of it
+    peak = b["peak"]
+    assert peak["matmul_fp32_gflops"] > 0 and peak["conv_fp32_gflops"] > 0 and peak["memory_gbps"] > 0
+    roof = t["roofline"]
+    assert 0 < roof["ours"]["fraction_of_peak"] and 0 < roof["alternative"]["fraction_of_peak"]
+    # the trainer skips D's weight gradients in G's pass: fewer FLOPs than the tutorial loop
+    assert t["ours"]["flop_per_image"] < t["alternative"]["flop_per_image"]
+    assert nn["roofline"]["ours"]["gflops"] > 0
+    assert b["benchmarks"]["nn_stream/400x50"]["roofline"]["generation"]["gflop"] > 0
+    assert "of peak" in md and "Peak measured" in md
     # --only merges into the existing file
     cli.main(["--quick", "--device", "cpu", "--only", "nn", "--nn-refs", "200",
               "--nn-queries", "20", "--out", str(out)])

@@ -62,6 +62,7 @@ def _selected(only: str | None) -> tuple[set[str], list[str] | None]:
 def run(args: argparse.Namespace) -> dict:
     from repro.bench.features import bench_features
     from repro.bench.nn import bench_generated_stream, bench_nn
+    from repro.bench.roofline import measure_peak
     from repro.bench.svm import bench_svm, svm_data
     from repro.bench.train import bench_train
 
@@ -82,6 +83,10 @@ def run(args: argparse.Namespace) -> dict:
     ref_workers = args.ref_workers if args.ref_workers is not None else (2 if device.type == "cuda" else 0)
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
+    print("[bench] peak ...", flush=True)
+    peak = measure_peak(device, "quick" if args.quick else device.type)
+    print(f"[bench] peak: matmul {peak['matmul_fp32_gflops']:.0f} GFLOP/s, conv "
+          f"{peak['conv_fp32_gflops']:.0f} GFLOP/s, copy {peak['memory_gbps']:.1f} GB/s", flush=True)
 
     def record(name: str, fn) -> None:
         print(f"[bench] {name} ...", flush=True)
@@ -103,7 +108,7 @@ def run(args: argparse.Namespace) -> dict:
             batch = sizes["train_batch"] or PAPER_BATCH.get(v, 128)
             record(f"train/{v}", lambda v=v, batch=batch: bench_train(
                 v, device, batch, sizes["train_steps"], sizes["train_warmup"], sizes["repeats"],
-                ref_workers, fast))
+                ref_workers, fast, peak=peak))
     if "svm" in names:
         for n in sizes["svm_n"]:
             data = {}
@@ -111,19 +116,22 @@ def run(args: argparse.Namespace) -> dict:
             def svm(n=n):
                 data["xy"] = svm_data(device, n, sizes["svm_test"])
                 return bench_svm(device, n, sizes["svm_test"], args.svm_C, args.svm_tol,
-                                 1 if n > 10000 else sizes["repeats"], data=data["xy"])
+                                 1 if n > 10000 else sizes["repeats"], data=data["xy"],
+                                 peak=peak)
             record(f"svm/{n}x28672", svm)
     if "nn" in names:
         record(f"nn/{sizes['nn_refs']}x{sizes['nn_queries']}x784",
-               lambda: bench_nn(device, sizes["nn_refs"], sizes["nn_queries"], sizes["repeats"]))
+               lambda: bench_nn(device, sizes["nn_refs"], sizes["nn_queries"], sizes["repeats"],
+                                peak=peak))
     if "stream" in names:
         record(f"nn_stream/{sizes['stream_samples']}x{sizes['stream_queries']}",
                lambda: bench_generated_stream(device, sizes["stream_samples"],
                                               sizes["stream_queries"], chunk=args.stream_chunk,
-                                              generate_batch=args.generate_batch))
+                                              generate_batch=args.generate_batch, peak=peak))
     if "features" in names:
         record(f"features/imagenet32/{sizes['features_n']}",
-               lambda: bench_features(device, sizes["features_n"], 256, sizes["repeats"]))
+               lambda: bench_features(device, sizes["features_n"], 256, sizes["repeats"],
+                                      peak=peak))
 
     out = {"device": device.type, "device_name": describe(device) if device.type == "cuda"
            else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
@@ -131,7 +139,8 @@ def run(args: argparse.Namespace) -> dict:
            "cuda": torch.version.cuda if device.type == "cuda" else None,
            "git": git_revision(), "quick": bool(args.quick), "sizes": sizes,
            "fast_path": fast, "reference_num_workers": ref_workers,
-           "wall_time_s": round(time.perf_counter() - t0, 2), "benchmarks": results}
+           "wall_time_s": round(time.perf_counter() - t0, 2), "peak": peak,
+           "benchmarks": results}
     path = Path(args.out)
     if args.only and path.exists():
         old = read_json(path)

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from repro.bench.common import class_images, comparison, timed
 from repro.bench.reference import ImageDataset
+from repro.bench.roofline import count_flops, roofline
 from repro.eval.features import extract_features, infer_bn_stats
 from repro.registry import MODELS
 
@@ -34,7 +35,8 @@ def make_features_model(device: torch.device, n_bn: int = 512, seed: int = 0):
     return D
 
 
-def bench_features(device: torch.device, n: int, batch_size: int, repeats: int) -> dict:
+def bench_features(device: torch.device, n: int, batch_size: int, repeats: int,
+                   peak: dict | None = None) -> dict:
     D = make_features_model(device)
     images, _ = class_images(n, 3, 32, 10, seed=2)
     ours_t, naive_t = [], []
@@ -46,7 +48,10 @@ def bench_features(device: torch.device, n: int, batch_size: int, repeats: int) 
         naive_t.append(t)
     # the same numbers (ours stores float16: relative rounding <= 2^-11)
     err = float(np.max(np.abs(f_ours.astype(np.float32) - f_naive) / (np.abs(f_naive) + 1e-3)))
-    return comparison(
+    m = min(n, batch_size)  # FLOPs are linear in the images: count one batch
+    flops = count_flops(lambda: extract_features(D, images[:m], batch_size=batch_size,
+                                                 device=device, dtype=np.float16))[0] * n / m
+    rec = comparison(
         {"name": "extract_features (uint8 on device, inference_mode, float16 out)",
          "value": n / min(ours_t), "unit": "img/s", "runs_s": ours_t},
         {"name": "DataLoader loop (per-sample float, no_grad, float32 .cpu().numpy())",
@@ -56,3 +61,5 @@ def bench_features(device: torch.device, n: int, batch_size: int, repeats: int) 
                "repeats": repeats},
         max_relative_difference=err,
         what="imagenet32 discriminator features (Table 1), images/s")
+    rec["roofline"] = roofline(flops, min(ours_t), flops, min(naive_t), peak, "conv")
+    return rec

@@ -27,6 +27,23 @@ def _cell(side: dict | None) -> str:
     return f"{_n(side['value'])} {side.get('unit', '')}".strip()
 
 
+def _fraction(r: dict) -> str:
+    """'ours / alternative' fraction of the measured peak, in percent."""
+    roof = r.get("roofline") or {}
+    if "generation" in roof:  # the stream: generation and search separately
+        parts = [f"{k} {_pct(roof[k])}" for k in ("generation", "search")]
+        return ", ".join(parts)
+    if "ours" not in roof:
+        return "—"
+    alt = roof.get("alternative")
+    return f"{_pct(roof['ours'])} / {_pct(alt) if alt else '—'} of {roof.get('kind', '')}"
+
+
+def _pct(side: dict) -> str:
+    f = side.get("fraction_of_peak")
+    return "—" if f is None else f"{100 * f:.0f} %"
+
+
 def bench_markdown(path: str | Path) -> str:
     """A Markdown section: the machine, then one row per benchmark (ours, alternative, ratio,
     target, met), then the accuracy checks."""
@@ -34,13 +51,22 @@ def bench_markdown(path: str | Path) -> str:
     lines = [f"Benchmarks on **{b.get('device_name')}** ({b.get('device')}, torch {b.get('torch')}, "
              f"{b.get('threads')} CPU threads{', quick sizes' if b.get('quick') else ''}; "
              f"{_n(b.get('wall_time_s'))} s in all). Ratio = speed-up of ours over the "
-             "alternative; both measured in the same run, best of the repeats.", "",
-             "| benchmark | sizes | ours | alternative | ratio | target | met |",
-             "|---|---|---|---|---|---|---|"]
+             "alternative; both measured in the same run, interleaved (training: median of the "
+             "repeats; others: best).", ""]
+    peak = b.get("peak")
+    if peak:
+        lines += [f"Peak measured at the start of the run: fp32 matmul "
+                  f"{_n(peak.get('matmul_fp32_gflops'))} GFLOP/s, fp32 conv "
+                  f"{_n(peak.get('conv_fp32_gflops'))} GFLOP/s, memory copy "
+                  f"{_n(peak.get('memory_gbps'))} GB/s ({peak.get('method', '')}). "
+                  "'of peak' = counted matmul/conv FLOPs per second over that peak "
+                  "(ours / alternative).", ""]
+    lines += ["| benchmark | sizes | ours | alternative | ratio | target | met | of peak |",
+              "|---|---|---|---|---|---|---|---|"]
     checks = []
     for name, r in b.get("benchmarks", {}).items():
         if "error" in r:
-            lines.append(f"| {name} | — | failed: {r['error']} | — | — | — | — |")
+            lines.append(f"| {name} | — | failed: {r['error']} | — | — | — | — | — |")
             continue
         ratio = r.get("ratio")
         extra = ""
@@ -50,7 +76,7 @@ def bench_markdown(path: str | Path) -> str:
         tgt_s = "—" if tgt is None else (f"≤ {tgt:g} s" if "projected_10M_vs_10k_s" in r else f"≥ {tgt:g}x")
         lines.append(f"| {name} | {_sizes(r.get('sizes', {}))} | {_cell(r.get('ours'))}{extra} | "
                      f"{_cell(r.get('alternative'))} | {_n(ratio) + 'x' if ratio else '—'} | "
-                     f"{tgt_s} | {_n(r.get('target_met'))} |")
+                     f"{tgt_s} | {_n(r.get('target_met'))} | {_fraction(r)} |")
         if "accuracy_diff_pp" in r:
             checks.append(f"- {name}: accuracy ours {_n(100 * r['ours']['accuracy'], 4)} %, "
                           f"LinearSVC {_n(100 * r['alternative']['accuracy'], 4)} % "

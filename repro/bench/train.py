@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ import torch
 
 from repro.bench.common import class_images, comparison
 from repro.bench.reference import reference_loop
+from repro.bench.roofline import count_flops, roofline
 from repro.data.base import ImageSet
 from repro.registry import MODELS
 from repro.train.config import TrainConfig
@@ -35,8 +37,25 @@ def ours_loop(variant_name: str, data: ImageSet, device: torch.device, batch_siz
             "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g}
 
 
+def step_flops(variant_name: str, data: ImageSet, images: torch.Tensor, labels: torch.Tensor,
+               device: torch.device, batch_size: int, fast: dict) -> tuple[int, int]:
+    """FLOPs of one training step: (GANTrainer's, the tutorial loop's), counted on the steps
+    themselves (a throwaway trainer; a 1-step reference loop)."""
+    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
+                      max_steps=1, checkpoint_every=10**9, **fast)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = GANTrainer(cfg, data, device, Path(tmp) / "flops.pt")
+        trainer._fresh_state(0)
+        idx = torch.arange(batch_size, device=device)
+        ours, _ = count_flops(lambda: trainer._train_step(idx))
+    ref, _ = count_flops(lambda: reference_loop(variant_name, images, labels, device, batch_size,
+                                                steps=1, warmup=0))
+    return ours, ref
+
+
 def bench_train(variant_name: str, device: torch.device, batch_size: int, steps: int,
-                warmup: int, repeats: int, ref_workers: int, fast: dict) -> dict:
+                warmup: int, repeats: int, ref_workers: int, fast: dict,
+                peak: dict | None = None) -> dict:
     spec = MODELS.get(variant_name).spec
     steps = max(warmup, steps // warmup * warmup)  # a multiple of the log interval
     n = batch_size * (warmup + steps + 1)  # one epoch covers the run: no epoch boundary inside
@@ -44,19 +63,25 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
     data = ImageSet(images=images, labels=labels, name="bench", split="train",
                     source="generated: class prototypes + noise", real=False)
     ours, ref = [], []
-    for _ in range(repeats):  # alternate, keep each side's best (noisy shared machines)
+    for _ in range(repeats):  # interleaved A, B, A, B; medians (noisy shared machines)
         ours.append(ours_loop(variant_name, data, device, batch_size, steps, warmup, fast))
         ref.append(reference_loop(variant_name, images, labels, device, batch_size, steps,
                                   warmup, num_workers=ref_workers))
-    best = lambda runs: max(runs, key=lambda r: r["images_per_second"])  # noqa: E731
-    o, r = best(ours), best(ref)
-    return comparison(
-        {"name": "GANTrainer", "value": o["images_per_second"], "unit": "img/s",
-         "runs": [x["images_per_second"] for x in ours], "config": fast},
+    o = statistics.median(x["images_per_second"] for x in ours)
+    r = statistics.median(x["images_per_second"] for x in ref)
+    f_ours, f_ref = step_flops(variant_name, data, images, labels, device, batch_size, fast)
+    rec = comparison(
+        {"name": "GANTrainer", "value": o, "unit": "img/s",
+         "runs": [x["images_per_second"] for x in ours], "config": fast,
+         "flop_per_image": f_ours / batch_size},
         {"name": f"tutorial loop (DataLoader, num_workers={ref_workers}, per-step .item())",
-         "value": r["images_per_second"], "unit": "img/s",
-         "runs": [x["images_per_second"] for x in ref]},
+         "value": r, "unit": "img/s", "runs": [x["images_per_second"] for x in ref],
+         "flop_per_image": f_ref / batch_size},
         "train", device, higher_is_better=True,
         sizes={"variant": variant_name, "batch_size": batch_size, "timed_steps": steps,
                "warmup_steps": warmup, "repeats": repeats, "image_size": spec.image_size},
-        what=f"GAN training throughput, {variant_name} (D and G updated every step)")
+        what=f"GAN training throughput, {variant_name} (D and G updated every step); "
+             "median of interleaved repeats")
+    # seconds per image: the roofline's rates are FLOPs per image x images per second
+    rec["roofline"] = roofline(f_ours / batch_size, 1 / o, f_ref / batch_size, 1 / r, peak, "conv")
+    return rec
