@@ -11,6 +11,7 @@ Sections (add new cases under a header of their own):
   3. metric values (NaN / inf)
   4. config numbers
   5. temp files of atomic writes
+  6. finished rows of long table stages (kill, resume)
 """
 
 from __future__ import annotations
@@ -285,3 +286,176 @@ def test_dvc_ignores_temp_files():
                 if ln.strip() and not ln.startswith("#")]
     assert any(fnmatch.fnmatch(".seed0.pt.k9x_2abq.tmp", p) for p in patterns)
     assert not any(fnmatch.fnmatch("seed0.pt", p) for p in patterns)
+
+
+# ----------------------------------------------------------------------- 6. finished rows of table stages
+# A long table stage killed mid-run keeps the rows it finished (repro.stages.rows): the rerun
+# reuses them and writes the same bytes as a straight run; another config discards them.
+
+from pathlib import Path  # noqa: E402
+
+from repro.config import Params  # noqa: E402
+from repro.stages import probing, table1, table2, table3  # noqa: E402
+from repro.stages.common import Stage  # noqa: E402
+from repro.stages.probing import RAW, SvmConfig  # noqa: E402
+from repro.stages.rows import partial_path  # noqa: E402
+
+
+class Killed(Exception):
+    """Stands in for a kill in the middle of a row."""
+
+
+def _stage(name: str, cfg) -> Stage:
+    return Stage(name, name, cfg, Params(profile="demo", device="cpu"), CPU)
+
+
+# The row functions as imported, before any test patched them.
+REAL = {(m.__name__, n): getattr(m, n) for m, n in (
+    (table1, "_probe_row"), (table2, "_svm_row"), (table2, "_knn_cell"),
+    (table2, "_supervised_cells"), (table3, "_generator_row"))}
+
+
+def _patch(monkeypatch, module, name: str, kill_at: int = 0) -> dict:
+    """Count the calls of module.name; raise Killed on call number `kill_at` (0: never)."""
+    real, calls = REAL[module.__name__, name], {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == kill_at:
+            raise Killed(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+    return calls
+
+
+@pytest.fixture
+def digits(monkeypatch):
+    """MNIST-shaped labelled digits (3 classes) for the probe stages."""
+    def load(name, split, **kw):
+        return tiny_images(90 if split == "train" else 30, 1, 28, n_classes=3,
+                           seed={"train": 0, "test": 1}[split])
+
+    monkeypatch.setattr(probing, "load_dataset", load)
+
+
+def _t2cfg(**kw) -> table2.Table2Config:
+    base = dict(dataset="tiny", valid_split=None, n_valid=30, per_class=4, select_draws=1,
+                test_draws=2, models={"raw_pixels": RAW, "raw_again": RAW},
+                svm=SvmConfig(C_grid=[1e-3, 1e-2]),
+                supervised=table2.SupervisedConfig(trials=1, epochs=[1], batch_size=[8]))
+    return table2.Table2Config(**{**base, **kw})
+
+
+def _table2(tmp: Path, cfg=None) -> Path:
+    out = tmp / "metrics" / "table2.json"
+    table2.table2(_stage("table2", cfg or _t2cfg()), tmp / "ckpts", out, tmp / "prov")
+    return out
+
+
+def test_table2_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, digits, monkeypatch,
+                                                                     capsys):
+    straight = _table2(tmp_path / "straight").read_bytes()
+    run = tmp_path / "killed"
+    out = run / "metrics" / "table2.json"
+    _patch(monkeypatch, table2, "_svm_row", kill_at=2)
+    with pytest.raises(Killed):
+        _table2(run)
+    assert not out.exists()  # no half-written metrics file
+    assert partial_path(out) == run / "metrics" / "table2.partial.json"
+    assert partial_path(out).is_file()
+    calls = _patch(monkeypatch, table2, "_svm_row")
+    capsys.readouterr()
+    _table2(run)
+    printed = capsys.readouterr().out
+    assert "table2: resuming from" in printed and "1 finished row(s)" in printed
+    assert "raw_pixels/raw_pixels" in printed
+    assert calls["n"] == 1  # only the row in progress at the kill was run again
+    assert out.read_bytes() == straight
+    assert not partial_path(out).exists()
+
+
+def test_table2_a_kill_in_the_last_row_keeps_all_earlier_rows(tmp_path, digits, monkeypatch):
+    run = tmp_path / "run"
+    _patch(monkeypatch, table2, "_supervised_cells", kill_at=1)
+    with pytest.raises(Killed):
+        _table2(run)
+    svm, knn = _patch(monkeypatch, table2, "_svm_row"), _patch(monkeypatch, table2, "_knn_cell")
+    sup = _patch(monkeypatch, table2, "_supervised_cells")
+    _table2(run)
+    assert (svm["n"], knn["n"], sup["n"]) == (0, 0, 1)
+    assert "table2/supervised_cnn/err@1000" in (run / "metrics" / "table2.json").read_text()
+
+
+def test_table2_another_config_discards_the_finished_rows(tmp_path, digits, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _patch(monkeypatch, table2, "_svm_row", kill_at=2)
+    with pytest.raises(Killed):
+        _table2(run)
+    calls = _patch(monkeypatch, table2, "_svm_row")
+    capsys.readouterr()
+    _table2(run, _t2cfg(test_draws=3))
+    assert "table2: discarding" in capsys.readouterr().out
+    assert calls["n"] == 2  # every row run afresh
+    assert not partial_path(run / "metrics" / "table2.json").exists()
+
+
+def _table1(tmp: Path) -> Path:
+    cfg = table1.Table1Config(dataset="tiny", n_valid=20, per_class=4, draws=2, select_draws=1,
+                              models={"raw_pixels": RAW, "raw_again": RAW},
+                              svm=SvmConfig(C_grid=[1e-3, 1e-2]))
+    out = tmp / "table1.json"
+    table1.table1(_stage("table1", cfg), tmp / "ckpts", out, tmp / "prov")
+    return out
+
+
+def test_table1_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(probing, "load_dataset", lambda name, split, **kw: tiny_images(
+        90 if split == "train" else 30, 3, 32, n_classes=3, seed={"train": 0, "test": 1}[split]))
+    straight = _table1(tmp_path / "straight").read_bytes()
+    _patch(monkeypatch, table1, "_probe_row", kill_at=2)
+    with pytest.raises(Killed):
+        _table1(tmp_path / "run")
+    assert not (tmp_path / "run" / "table1.json").exists()
+    calls = _patch(monkeypatch, table1, "_probe_row")
+    capsys.readouterr()
+    out = _table1(tmp_path / "run")
+    assert "table1: resuming from" in capsys.readouterr().out
+    assert calls["n"] == 1 and out.read_bytes() == straight
+    assert not partial_path(out).exists()
+
+
+def _generators(folder: Path, names: list[str]) -> None:
+    """Tiny conditional 28x28 generators (one training step each)."""
+    cfg = TrainConfig(variant="gan_mlp", dataset="tiny", epochs=1, batch_size=16, max_steps=1)
+    for i, name in enumerate(names):
+        GANTrainer(cfg, tiny_images(32, 1, 28, seed=i), CPU, folder / name / "seed0.pt").run(seed=i)
+
+
+def _table3(tmp: Path, ckpts: Path) -> Path:
+    cfg = table3.Table3Config(dataset="tiny", models={"dcgan": "g1", "gan": "g2"},
+                              variants={"dcgan": "gan_mlp", "gan": "gan_mlp"},
+                              n_samples={"50k": 200, "10m": 400}, chunk_size=100,
+                              generate_batch=100, grid_per_class=1)
+    out = tmp / "table3.json"
+    table3.table3(_stage("table3", cfg), ckpts, out, tmp / "fig9.png", tmp / "prov")
+    return out
+
+
+def test_table3_killed_after_a_row_resumes_redraws_fig9_and_writes_the_same_bytes(
+        tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(table3, "load_dataset", lambda name, split, max_images, seed, **kw:
+                        tiny_images(40, 1, 28, seed={"train": 2, "test": 3}[split]))
+    ckpts = tmp_path / "ckpts"
+    _generators(ckpts, ["g1", "g2"])
+    straight = _table3(tmp_path / "straight", ckpts).read_bytes()
+    _patch(monkeypatch, table3, "_generator_row", kill_at=2)  # in the gan row, after dcgan
+    with pytest.raises(Killed):
+        _table3(tmp_path / "run", ckpts)
+    (tmp_path / "run" / "fig9.png").unlink()  # dvc repro deletes declared outputs
+    _patch(monkeypatch, table3, "_generator_row")
+    capsys.readouterr()
+    out = _table3(tmp_path / "run", ckpts)
+    assert "2 finished row(s) with the same config and inputs (dcgan, real)" in capsys.readouterr().out
+    assert out.read_bytes() == straight and (tmp_path / "run" / "fig9.png").is_file()
+    assert not partial_path(out).exists()

@@ -7,6 +7,11 @@ in chunks: the 50k-sample result is the state of the same stream after its first
 samples, so the 10M run costs one pass and never holds more than one chunk. "Real Data"
 fits 1-NN on real training images instead.
 
+Each finished row (Real Data, each GAN row with all its seeds) is kept in
+`<metrics>.partial.json` beside the metrics file (not a declared output); a rerun with the same
+config and inputs reuses those rows (redrawing Fig. 9 from the first dcgan checkpoint if that
+row is reused), and the file is removed once the metrics file is written (repro.stages.rows).
+
     python -m repro.stages.table3 --checkpoints results/checkpoints \
         --metrics results/metrics/table3_mnist_nn.json \
         --figure results/figures/fig9_mnist_cond.png --provenance results/provenance
@@ -29,6 +34,7 @@ from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
 from repro.stages.common import Stage, metric_cell, stage_main
+from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.train.sampling import generate, save_grid
 from repro.utils.io import write_metrics
 from repro.utils.progress import progress
@@ -100,7 +106,12 @@ def load_generator(path: Path, expect_variant: str, device: torch.device):
 
 
 def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Path) -> None:
-    stage = Stage.open("table3", Table3Config, "table3")
+    table3(Stage.open("table3", Table3Config, "table3"), checkpoints, metrics_path, figure,
+           provenance_dir)
+
+
+def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
+           provenance_dir: Path) -> None:
     cfg: Table3Config = stage.section
     if stage.dry_run:
         cfg = cfg.model_copy(update={"n_samples": {k: min(v, 2_000) for k, v in cfg.n_samples.items()},
@@ -132,15 +143,21 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
 
-    # Real Data row: 1-NN on real training images.
-    t0 = time.perf_counter()
-    nn = StreamingNN(queries, device=stage.device)
-    nn.update(_flat01(train.images).to(stage.device), train.labels.to(stage.device))
+    done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
+        train.images, train.labels, test.images, test.labels)), "table3")
+
+    def real_row() -> dict:  # Real Data row: 1-NN on real training images
+        t0 = time.perf_counter()
+        nn = StreamingNN(queries, device=stage.device)
+        nn.update(_flat01(train.images).to(stage.device), train.labels.to(stage.device))
+        return {"error": _error(nn, q_labels), "seconds": round(time.perf_counter() - t0, 2)}
+
+    rec = done.run("real", "", real_row)
     metrics["table3/real/err@50k"] = metric_cell(
-        [_error(nn, q_labels)], comparable=full_protocol,
+        [rec["error"]], comparable=full_protocol,
         protocol={**base_protocol, "n_samples": len(train)}, deviations=deviations,
         compares_to="table3/real/err@50k")
-    timings["real"] = round(time.perf_counter() - t0, 2)
+    timings["real"] = rec["seconds"]
 
     for row, train_name in cfg.models.items():
         if row not in cfg.variants:
@@ -151,27 +168,12 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
         if not paths:
             raise ReproError(f"no checkpoints in {ckpt_dir}; run the train@{train_name} stage first "
                              f"(dvc repro train@{train_name})")
-        runs: dict[str, list[float]] = {col: [] for col in cfg.n_samples}
-        seeds: list[int] = []
-        t0 = time.perf_counter()
-        for path in paths:
-            variant, G, ckpt = load_generator(path, cfg.variants[row], stage.device)
-            seeds.append(ckpt["seed"])
-            marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
-            total = marks[-1][1]
-            nn = StreamingNN(queries, device=stage.device)
-            bar = progress(total=total, unit="sample", desc=f"table3 {row} seed {ckpt['seed']}")
-            pending = list(marks)
-            ends = chunk_ends([n for _, n in marks], cfg.chunk_size)
-            for x, y in _sample_stream(variant, G, ends, ckpt["seed"], cfg.generate_batch,
-                                       stage.device):
-                nn.update(x, y)
-                bar.update(len(x))
-                while pending and nn.n_seen >= pending[0][1]:
-                    runs[pending.pop(0)[0]].append(_error(nn, q_labels))
-            bar.close()
-            if row == "dcgan" and path == paths[0]:
-                _collage(variant, G, cfg, stage.device, figure, ckpt)
+        rec = done.run(row, fingerprint(*paths), lambda row=row, paths=paths: _generator_row(
+            row, paths, cfg, stage, queries, q_labels, figure))
+        if row == "dcgan" and row in done.reused:  # the figure is an output: draw it again
+            variant, G, ckpt = load_generator(paths[0], cfg.variants[row], stage.device)
+            _collage(variant, G, cfg, stage.device, figure, ckpt)
+        runs, seeds, ckpt = rec["runs"], rec["seeds"], rec["ckpt"]
         for col, values in runs.items():
             n = cfg.n_samples[col]
             comparable = full_protocol and n == PAPER_SAMPLES[col] and not ckpt.get("dry_run")
@@ -183,10 +185,42 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
                                          if n != PAPER_SAMPLES[col] else [])
                 + list(ckpt.get("deviations", [])),
                 compares_to=f"table3/{row}/err@{col}")
-        timings[row] = round(time.perf_counter() - t0, 2)
+        timings[row] = rec["seconds"]
     write_metrics(metrics_path, metrics)
-    stage.write_provenance(provenance_dir, seconds_per_row=timings,
+    done.finish()
+    stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+
+
+def _generator_row(row: str, paths: list[Path], cfg: Table3Config, stage: Stage,
+                   queries: torch.Tensor, q_labels: torch.Tensor, figure: Path) -> dict:
+    """1-NN test errors of every seed's sample stream, per column (a JSON record)."""
+    runs: dict[str, list[float]] = {col: [] for col in cfg.n_samples}
+    seeds: list[int] = []
+    t0 = time.perf_counter()
+    for path in paths:
+        variant, G, ckpt = load_generator(path, cfg.variants[row], stage.device)
+        seeds.append(ckpt["seed"])
+        marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
+        total = marks[-1][1]
+        nn = StreamingNN(queries, device=stage.device)
+        bar = progress(total=total, unit="sample", desc=f"table3 {row} seed {ckpt['seed']}")
+        pending = list(marks)
+        ends = chunk_ends([n for _, n in marks], cfg.chunk_size)
+        for x, y in _sample_stream(variant, G, ends, ckpt["seed"], cfg.generate_batch,
+                                   stage.device):
+            nn.update(x, y)
+            bar.update(len(x))
+            while pending and nn.n_seen >= pending[0][1]:
+                runs[pending.pop(0)[0]].append(_error(nn, q_labels))
+        bar.close()
+        if row == "dcgan" and path == paths[0]:
+            _collage(variant, G, cfg, stage.device, figure, ckpt)
+    # the cells read these of the (last) checkpoint
+    facts = {k: ckpt.get(k) for k in ("data_source", "dry_run")}
+    facts["deviations"] = list(ckpt.get("deviations", []))
+    return {"runs": runs, "seeds": seeds, "ckpt": facts,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def _collage(variant, G, cfg: Table3Config, device, figure: Path, ckpt: dict) -> None:
