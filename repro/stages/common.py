@@ -1,8 +1,9 @@
 """What every pipeline stage shares: params, its typed section, device, provenance.
 
-A stage is `python -m repro.stages.<name> --section S --out PATH ...`: paths arrive as
-arguments from dvc.yaml (which takes them from `paths:` in params.yaml, their one home), and
-the stage reads only `params.yaml`'s shared keys plus its own profile section.
+A stage is `python -m repro.stages.<name> --<path name> PATH ...` (e.g. `--checkpoints DIR
+--metrics FILE --provenance DIR`): paths arrive as arguments from dvc.yaml (which takes them
+from `paths:` in params.yaml, their one home), and the stage reads only `params.yaml`'s shared
+keys plus its own profile section, whose name the stage fixes (there is no `--section` flag).
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def metric_cell(runs: list[float], *, comparable: bool, protocol: dict[str, Any]
         "deviations": list(deviations),
         **extra,
     }
+
+
+def not_run_cell(reason: str, *, compares_to: str | None, protocol: dict[str, Any],
+                 unit: str = "%") -> dict[str, Any]:
+    """A cell whose input is missing or wrong: reported with the reason, never a number from a
+    fallback (every table writes these the same way; the report shows them as not run)."""
+    return {"value": None, "std": None, "n_runs": 0, "runs": [], "seeds": [], "unit": unit,
+            "compares_to": compares_to, "comparable": False, "protocol": protocol,
+            "deviations": [f"not run: {reason}"], "missing": reason}
 
 
 def path_args(doc: str, names: list[str], argv: list[str] | None = None) -> argparse.Namespace:

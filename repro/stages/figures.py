@@ -25,6 +25,7 @@ from repro.figures import guided, memorisation, nets, walk, windows
 from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
+from repro.published.protocol import FIGURES, diff_lines
 from repro.stages.common import Stage, stage_main
 from repro.train.sampling import save_grid
 from repro.utils.io import write_metrics
@@ -309,8 +310,9 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
         editing.arithmetic_fig(F, variant, G, ckpt["seed"], i == 0)
     timings["arithmetic"] = round(time.perf_counter() - t0, 2)
 
-    full = (stage.profile == "paper" and F.real and not stage.dry_run and cfg.variant == "lsun64")
-    deviations = stage.deviations(*F.extra_deviations)
+    diff = FIGURES.diff("figure", "", {"real_data": F.train.real, "dry_run": stage.dry_run,
+                                       "dataset": cfg.dataset, "variant": cfg.variant})
+    deviations = stage.deviations(*F.extra_deviations) + diff_lines(diff)
     if cfg.arithmetic.dataset != "celeba" or cfg.dataset != "lsun_bedroom":
         deviations.append("figures drawn from a model of generated rooms, not LSUN bedrooms / faces")
     arith_dev = ["vector-arithmetic exemplars chosen automatically by the attribute classifier "
@@ -320,7 +322,8 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
     metrics = {}
     for cid, (runs, seeds, unit, facts) in sorted(F.runs.items()):
         extra = arith_dev if cid.startswith(("fig7", "fig8")) else []
-        metrics[cid] = cell(runs, seeds, unit, {**protocol, **facts}, deviations + extra, full)
+        metrics[cid] = {**cell(runs, seeds, unit, {**protocol, **facts}, deviations + extra,
+                               not diff), "protocol_diff": diff}
     write_metrics(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds=timings, seeds=sorted({s for c in metrics.values()
                                                                          for s in c["seeds"]}),

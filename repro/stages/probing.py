@@ -1,12 +1,13 @@
 """What the Table 1 and Table 2 stages share: typed sub-sections, data and checkpoint loading,
-and the representations (checkpointed discriminators or raw pixels) a linear probe runs on."""
+and the representations (checkpointed discriminators, raw pixels, K-means features, or any
+module `python -m repro.probe` was given) a linear probe runs on."""
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,13 +21,9 @@ from repro.errors import ReproError
 from repro.eval.kmeans import KMeansFeatures, KMeansSettings
 from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
+from repro.published.protocol import AUTHORS_C_GRID, CHECKPOINT, KMEANS, RAW, Protocol
 from repro.stages.common import Stage
 from repro.utils.io import read_json
-
-# The authors' LinearSVC grid for SVHN (dcgan_code/svhn/svhn_semisup_analysis.py).
-AUTHORS_C_GRID = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
-RAW = "raw_pixels"
-KMEANS = "kmeans"  # single-layer K-means features (Coates et al.), fitted on the training images
 
 
 class FeatureConfig(Section):
@@ -59,7 +56,7 @@ class KMeansConfig(Section):
 
 class SvmConfig(Section):
     solver: Literal["torch", "liblinear"] = "torch"  # liblinear = scikit-learn's LinearSVC
-    C_grid: list[PositiveFloat] = list(AUTHORS_C_GRID)
+    C_grid: list[PositiveFloat] = list(AUTHORS_C_GRID)  # a table's section sets its protocol's
     standardize: bool = False
     tol: PositiveFloat = 1e-4
 
@@ -81,12 +78,31 @@ def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, s
 
 @dataclass
 class Source:
-    """One representation to probe: a checkpoint's discriminator, or raw pixels (path None)."""
+    """One representation to probe: a checkpoint's discriminator, a baseline (raw pixels or
+    K-means: path None), or a feature module given directly (`module`, repro.probe)."""
     row: str
     train_name: str
     path: Path | None
     missing: str | None = None  # why the row has no checkpoint (e.g. the authors' files absent)
     expect_variant: str | None = None  # the variant the checkpoint must hold
+    module: Any = None  # a repro.probe.Probed: a feature extractor that is not a checkpoint
+
+    @property
+    def kind(self) -> str:
+        return self.train_name if self.train_name in (RAW, KMEANS) else CHECKPOINT
+
+    @property
+    def key(self) -> str:
+        """The row's id among finished rows (repro.stages.rows)."""
+        return f"{self.row}/{self.path.name if self.path else self.train_name}"
+
+
+def rows_of(protocol: Protocol) -> tuple[dict[str, str], dict[str, str]]:
+    """The protocol's probe rows as a section's defaults: (row -> checkpoint folder or
+    baseline name, row -> the variant its checkpoints must hold)."""
+    probe = {r: row for r, row in protocol.rows.items() if row.kind in (CHECKPOINT, RAW, KMEANS)}
+    return ({r: row.source or row.kind for r, row in probe.items()},
+            {r: row.variant for r, row in probe.items() if row.variant})
 
 
 def sources(checkpoints: Path, rows: dict[str, str], variants: dict[str, str],
@@ -94,8 +110,9 @@ def sources(checkpoints: Path, rows: dict[str, str], variants: dict[str, str],
     """row -> checkpoint folder name under `checkpoints` (or "raw_pixels") -> Sources.
 
     A folder may hold seed<k>.pt files (our training runs) or one authors.pt (a port), or a
-    MISSING.json written by a port stage that found nothing (the row is then reported missing).
-    `variants` (row -> variant) says what each row's checkpoints must hold.
+    MISSING.json written by a port stage that found nothing (the row is then reported not run,
+    with the reason, in every table). `variants` (row -> variant) says what each row's
+    checkpoints must hold.
     """
     out = []
     for row, name in rows.items():
@@ -130,6 +147,11 @@ class Features:
 def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig,
              device: torch.device, expect_size: int, cache: Path,
              kmeans: KMeansConfig | None = None) -> Features:
+    if source.missing:
+        raise ReproError(f"row {source.row!r} has no input ({source.missing}); a missing row is "
+                         "reported not run, never probed")
+    if source.module is not None:
+        return _module_features(source, images, cfg, device, cache)
     if source.train_name == KMEANS:
         km = KMeansFeatures((kmeans or KMeansConfig()).settings(), device).fit(images["train"])
         sets = {name: km.transform(x, desc=f"k-means features {name}") for name, x in images.items()}
@@ -139,11 +161,14 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
         sets = {name: (f - mean) / std for name, f in sets.items()}
         return Features(sets, None, "the labelled set's training images (unsupervised K-means)",
                         None, km.dim, km.dim)
-    if source.path is None:
+    if source.train_name == RAW:
         sets = representation(None, "tanh", images, bn_images=None, settings=cfg.settings(),
                               device=device)
         dim = next(iter(sets.values())).shape[1]
         return Features(sets, None, "none (raw pixels)", None, dim, dim)
+    if source.path is None:  # never raw pixels in place of a missing checkpoint
+        raise ReproError(f"row {source.row!r} ({source.train_name}) has no checkpoint file; "
+                         "run the stage that makes it first")
     variant, _, D, ckpt = build_from_checkpoint(source.path, source.expect_variant, device)
     spec = variant.spec
     if not spec.feature_dim or spec.image_size != expect_size:
@@ -158,6 +183,18 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
         widest = max(t.shape[1] for t in D.layer_outputs(probe))
     return Features(sets, ckpt.get("seed"), ckpt.get("data_source") or "unknown", ckpt, widest,
                     spec.feature_dim)
+
+
+def _module_features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig,
+                     device: torch.device, cache: Path) -> Features:
+    """Features of a module given to `python -m repro.probe` (not a harness checkpoint)."""
+    m = source.module
+    bn_images = images["train"][:cfg.max_bn_images] if cfg.max_bn_images else images["train"]
+    sets = representation(m, m.pixel_range, images, feature_dim=m.feature_dim,
+                          bn_images=bn_images if cfg.bn == "inferred" else None,
+                          settings=cfg.settings(), device=device, cache_dir=cache,
+                          label=f"{source.row}_probe")
+    return Features(sets, None, m.data_source, None, m.widest_layer, m.feature_dim)
 
 
 def feature_cache(stage: Stage) -> tempfile.TemporaryDirectory:

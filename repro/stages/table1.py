@@ -32,42 +32,40 @@ from repro.config import Section
 from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
-from repro.stages.common import Stage, metric_cell, stage_main
+from repro.published.protocol import KMEANS, RAW, TABLE1, comparable, diff_lines
+from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
-from repro.stages.probing import (KMEANS, RAW, FeatureConfig, KMeansConfig, SvmConfig,
-                                  feature_cache, features, load_split, sources)
+from repro.stages.probing import (FeatureConfig, KMeansConfig, Source, SvmConfig, feature_cache,
+                                  features, load_split, rows_of, sources)
 from repro.utils.io import write_metrics
 
-# Rows with a published counterpart; others (raw pixels) are the harness's own baselines.
-PUBLISHED_ROWS = ("dcgan_l2svm", "kmeans_1layer")
-REPRESENTATIONS = {RAW: "harness baseline: raw pixels + the same L2-SVM",
-                   KMEANS: "single-layer K-means features (Coates et al.), rerun by the harness"}
-PAPER = {"n_train": 50_000, "n_test": 10_000, "per_class": 400, "draws": 10}
+P = TABLE1  # the paper's protocol of this table (repro.published.protocol): the defaults below
+_MODELS, _VARIANTS = rows_of(P)
 
 
 class Table1Config(Section):
-    dataset: str = "cifar10"
+    dataset: str = P.paper("dataset")
     train_split: str = "train"
     test_split: str = "test"
     max_train: PositiveInt | None = None
     max_test: PositiveInt | None = None
-    n_valid: PositiveInt = 5_000  # carved off train for choosing C (the harness's choice)
-    per_class: PositiveInt = 400
-    draws: PositiveInt = 10
-    select_draws: PositiveInt = 3
+    n_valid: PositiveInt = P.paper("n_valid")  # carved off train for choosing C (the harness's choice)
+    per_class: PositiveInt = P.paper("per_class")
+    draws: PositiveInt = P.paper("draws")
+    select_draws: PositiveInt = P.paper("select_draws")
     seed: int = 0
     image_size: PositiveInt = 32
     # How images of another size are fitted to the 32x32 RGB models: "resize" (bilinear) or
     # "pad" (zero padding); either is a deviation named on every cell (repro.data.fit).
     fit: Fit = "resize"
     # row id -> checkpoint folder under the checkpoints dir, "raw_pixels" or "kmeans"
-    models: dict[str, str] = Field(default_factory=lambda: {
-        "dcgan_l2svm": "imagenet32", "kmeans_1layer": KMEANS, "raw_pixels": RAW})
+    models: dict[str, str] = Field(default_factory=lambda: dict(_MODELS))
     # row id -> the variant its checkpoints must hold (checkpoint rows only)
-    variants: dict[str, str] = Field(default_factory=lambda: {"dcgan_l2svm": "imagenet32"})
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-    kmeans: KMeansConfig = Field(default_factory=KMeansConfig)
-    svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=[1e-4, 1e-3, 1e-2, 1e-1]))
+    variants: dict[str, str] = Field(default_factory=lambda: dict(_VARIANTS))
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(bn=P.paper("bn")))
+    kmeans: KMeansConfig = Field(default_factory=lambda: KMeansConfig(
+        n_centroids=P.paper("kmeans_centroids")))
+    svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=list(P.paper("C_grid"))))
 
 
 def _dry(cfg: Table1Config) -> Table1Config:
@@ -78,11 +76,26 @@ def _dry(cfg: Table1Config) -> Table1Config:
                                   "svm": cfg.svm.model_copy(update={"C_grid": cfg.svm.C_grid[:2]})})
 
 
+def effective_protocol(stage: Stage, cfg: Table1Config, *, real: bool, n_train: int,
+                       n_test: int, n_valid: int) -> dict:
+    """The run's value of every protocol field its rows share (repro.published.protocol);
+    rows add their checkpoint's facts."""
+    return {"real_data": real, "dry_run": stage.dry_run,
+            "preprocessing": list(stage.data_deviations), "dataset": cfg.dataset,
+            "n_train": n_train, "n_test": n_test, "per_class": cfg.per_class,
+            "draws": cfg.draws, "n_valid": n_valid, "select_draws": cfg.select_draws,
+            "C_grid": list(cfg.svm.C_grid), "bn": cfg.features.bn,
+            "kmeans_centroids": cfg.kmeans.n_centroids}
+
+
 def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     table1(Stage.open("table1", Table1Config, "table1"), checkpoints, metrics_path, provenance_dir)
 
 
-def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
+def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenance_dir: Path,
+           srcs: list[Source] | None = None, cell_prefix: str = "table1") -> None:
+    """`srcs`: the representations to probe (default: the section's `models`, from
+    `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows)."""
     cfg: Table1Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
@@ -92,30 +105,31 @@ def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
     y_train, y_test = train.labels.numpy(), test.labels.numpy()
     rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
     real = train.real and test.real and not stage.dry_run
-    paper_sizes = (cfg.dataset == "cifar10" and len(train) == PAPER["n_train"]
-                   and len(test) == PAPER["n_test"] and cfg.per_class == PAPER["per_class"]
-                   and cfg.draws == PAPER["draws"])
     deviations = stage.deviations()
     if not real:
-        deviations.append(f"not CIFAR-10: {cfg.dataset} ({train.source})")
-    elif not paper_sizes:
-        deviations.append(f"{len(train)} train / {len(test)} test images, {cfg.per_class} per "
-                          f"class x {cfg.draws} draws (paper: 50,000 / 10,000, 400 x 10)")
+        deviations.append(f"not real data: {cfg.dataset} ({train.source})")
     deviations.append(f"C chosen by the harness on {len(val)} validation images carved off the "
                       "training set (the paper does not say how C was chosen)")
+    effective = effective_protocol(stage, cfg, real=train.real and test.real,
+                                   n_train=len(train), n_test=len(test), n_valid=len(val))
     base = stage.protocol(dataset=cfg.dataset, train_source=train.source, test_source=test.source,
                           n_train=len(train), n_test=len(test), solver=cfg.svm.solver,
-                          bn=cfg.features.bn, C_grid=list(cfg.svm.C_grid))
+                          bn=cfg.features.bn, C_grid=list(cfg.svm.C_grid), evaluator=P.evaluator)
     runs: dict[str, dict[str, list]] = {}
     timings: dict[str, float] = {}
     facts: dict[str, dict] = {}
+    missing: dict[str, str] = {}
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         train.images, train.labels, test.images, test.labels)), "table1")
+    if srcs is None:
+        srcs = sources(checkpoints, cfg.models, cfg.variants, "table1")
     with feature_cache(stage) as cache:
-        for src in sources(checkpoints, cfg.models, cfg.variants, "table1"):
-            rec = done.run(f"{src.row}/{src.path.name if src.path else src.train_name}",
-                           fingerprint(src.path), lambda src=src: _probe_row(
-                               src, cfg, stage, images, (y_train, y_test), (rest, val), Path(cache)))
+        for src in srcs:
+            if src.missing:
+                missing[src.row] = src.missing
+                continue
+            rec = done.run(src.key, fingerprint(src.path), lambda src=src: _probe_row(
+                src, cfg, stage, images, (y_train, y_test), (rest, val), Path(cache)))
             r = runs.setdefault(src.row, {"acc": [], "acc@400pc": [], "seeds": []})
             r["acc"].append(rec["acc"])
             r["acc@400pc"].append(rec["acc@400pc"])
@@ -124,7 +138,8 @@ def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
             facts.setdefault(src.row, {
                 "feature_dim": rec["feature_dim"], "widest_layer": rec["widest_layer"],
                 "pretraining_data": rec["data_source"], "checkpoint_source": rec["checkpoint_source"],
-                "C": [], "ckpt": rec["ckpt"]})
+                "C": [], "ckpt": rec["ckpt"], "kind": src.kind, "source": src.train_name,
+                "what": getattr(src.module, "what", None)})
             facts[src.row].setdefault("val_acc_by_C", []).append(rec["val_acc_by_C"])
             facts[src.row]["C"].append(rec["C"])
             timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
@@ -133,40 +148,54 @@ def table1(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
         info = facts[row]
         ckpt = info.pop("ckpt")
         selection = info.pop("val_acc_by_C")
-        published = row in PUBLISHED_ROWS
-        pre = info["pretraining_data"]
+        spec = P.row(row, info.pop("source"))
+        what = info.pop("what") or spec.what
+        kind = info.pop("kind")
+        published = spec.published is not None and cell_prefix == "table1"
+        target = spec.published or row
         devs = list(deviations) + list(ckpt.get("deviations", []))
-        if row == "dcgan_l2svm" and "imagenet" not in pre.lower():
-            devs.append(f"pretrained on {pre}, not Imagenet-1k")
-        if row == "kmeans_1layer":
+        if kind == KMEANS:
             devs.append(f"K-means recipe and sizes are the harness's ({cfg.kmeans.n_centroids} "
                         f"centroids, {cfg.kmeans.patch}x{cfg.kmeans.patch} patches); the paper "
                         "quotes this row from Coates et al.")
-        ok = (published and stage.profile == "paper" and real and paper_sizes
-              and not ckpt.get("dry_run")
-              and ("imagenet" in pre.lower() if row == "dcgan_l2svm" else True))
-        protocol = {**base, **info, "representation": REPRESENTATIONS.get(
-            cfg.models[row], "imagenet32 D features (trained by this harness)")}
+        run_facts = {**effective, "checkpoint_dry_run": bool(ckpt.get("dry_run")),
+                     "pretraining_data": ckpt.get("dataset", info["pretraining_data"]),
+                     "variant": ckpt.get("variant")}
+        protocol = {**base, **info, "representation": what}
+        diffs = {col: P.diff(kind, col, run_facts) for col in P.columns}
         flat = [a for per_run in r["acc@400pc"] for a in per_run]
-        metrics[f"table1/{row}/acc"] = metric_cell(
-            r["acc"], seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
-            compares_to=f"table1/{row}/acc" if published else None, n_labels=len(train),
-            val_acc_by_C=selection)
-        metrics[f"table1/{row}/acc@400pc"] = metric_cell(
-            flat, seeds=r["seeds"], comparable=ok, protocol=protocol, deviations=devs,
-            compares_to=f"table1/{row}/acc@400pc" if published else None,
+        metrics[f"{cell_prefix}/{row}/acc"] = metric_cell(
+            r["acc"], seeds=r["seeds"], comparable=comparable(published, diffs["acc"]),
+            protocol=protocol, deviations=devs + diff_lines(diffs["acc"]),
+            compares_to=f"table1/{target}/acc" if spec.published else None, n_labels=len(train),
+            val_acc_by_C=selection, protocol_diff=diffs["acc"])
+        metrics[f"{cell_prefix}/{row}/acc@400pc"] = metric_cell(
+            flat, seeds=r["seeds"], comparable=comparable(published, diffs["acc@400pc"]),
+            protocol=protocol, deviations=devs + diff_lines(diffs["acc@400pc"]),
+            compares_to=f"table1/{target}/acc@400pc" if spec.published else None,
             n_labels=cfg.per_class * len(np.unique(y_train)), n_draws=cfg.draws,
-            val_acc_by_C=selection)
+            val_acc_by_C=selection, protocol_diff=diffs["acc@400pc"])
         # The paper's "max # of features units": the widest D layer; K-means: its centroids.
-        units = info["widest_layer"] if row != "kmeans_1layer" else cfg.kmeans.n_centroids
-        metrics[f"table1/{row}/max_features"] = metric_cell(
-            [units], seeds=r["seeds"], comparable=published, unit="units",
-            protocol=protocol, deviations=[],
-            compares_to=f"table1/{row}/max_features" if published else None)
+        units = info["widest_layer"] if kind != KMEANS else cfg.kmeans.n_centroids
+        metrics[f"{cell_prefix}/{row}/max_features"] = metric_cell(
+            [units], seeds=r["seeds"], comparable=comparable(published, diffs["max_features"]),
+            unit="units", protocol=protocol, deviations=diff_lines(diffs["max_features"]),
+            compares_to=f"table1/{target}/max_features" if spec.published else None,
+            protocol_diff=diffs["max_features"])
+    for row, reason in missing.items():  # reported as not run, with why, never silently dropped
+        spec = P.row(row, cfg.models.get(row, row))
+        for col in P.columns:
+            metrics[f"{cell_prefix}/{row}/{col}"] = not_run_cell(
+                reason, compares_to=f"table1/{spec.published}/{col}" if spec.published else None,
+                protocol={**base, "representation": spec.what},
+                unit="units" if col == "max_features" else "%")
     write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
+                           missing_rows=missing,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
+    for row, reason in missing.items():
+        print(f"table1: row {row} not run: {reason}")
 
 
 def _probe_row(src, cfg: Table1Config, stage: Stage, images: dict, y: tuple, split: tuple,
@@ -195,7 +224,9 @@ def _probe_row(src, cfg: Table1Config, stage: Stage, images: dict, y: tuple, spl
             "data_source": f.data_source,
             "checkpoint_source": "harness" if f.checkpoint else "none",
             # what the cells read of the checkpoint (the rest holds tensors)
-            "ckpt": {k: ckpt[k] for k in ("deviations", "dry_run") if k in ckpt},
+            "ckpt": {**{k: ckpt[k] for k in ("deviations", "dry_run") if k in ckpt},
+                     **({"dataset": ckpt.get("config", {}).get("dataset"),
+                         "variant": ckpt.get("variant")} if f.checkpoint else {})},
             "val_acc_by_C": {"acc": sel_all["val_acc"], "acc@400pc": sel_400["val_acc"]},
             "C": {"acc": sel_all["best_C"], "acc@400pc": sel_400["best_C"]},
             "seconds": round(time.perf_counter() - t0, 2)}

@@ -35,18 +35,21 @@ from repro.errors import cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
 from repro.eval.supervised import SearchSpace, random_search
+from repro.published.protocol import (KNN, RAW, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED,
+                                      comparable, diff_lines)
 from repro.registry import MODELS
-from repro.stages.common import Stage, metric_cell, stage_main
+from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
-from repro.stages.probing import (RAW, AUTHORS_C_GRID, FeatureConfig, SvmConfig,
-                                  feature_cache, features, load_split, sources)
+from repro.stages.probing import (FeatureConfig, Source, SvmConfig, feature_cache, features,
+                                  load_split, rows_of, sources)
 from repro.utils.io import write_metrics
 
-PAPER = {"n_valid": 10_000, "per_class": 100, "select_draws": 10, "test_draws": 100}
+P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the defaults below
+_MODELS, _VARIANTS = rows_of(P)
 
 
 class SupervisedConfig(Section):
-    trials: NonNegativeInt = 64  # 0: no supervised row
+    trials: NonNegativeInt = P.paper("trials")  # 0: no supervised row
     seed: int = 0
     variant: str = "svhn32"  # D architecture to train from scratch
     lr: FloatPair = (1e-4, 1e-2)
@@ -61,40 +64,31 @@ class SupervisedConfig(Section):
 
 
 class Table2Config(Section):
-    dataset: str = "svhn"
+    dataset: str = P.paper("dataset")
     train_split: str = "train"
     # A split of the dataset, or null: carve n_valid images off train_split (seeded).
     valid_split: str | None = "valid"
-    n_valid: PositiveInt = 10_000
+    n_valid: PositiveInt = P.paper("n_valid")
     test_split: str = "test"
     max_train: PositiveInt | None = None
     max_valid: PositiveInt | None = None
     max_test: PositiveInt | None = None
-    per_class: PositiveInt = 100
-    select_draws: PositiveInt = 10
-    test_draws: PositiveInt = 100
+    per_class: PositiveInt = P.paper("per_class")
+    select_draws: PositiveInt = P.paper("select_draws")
+    test_draws: PositiveInt = P.paper("test_draws")
     seed: int = 0
     # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
-    models: dict[str, str] = Field(default_factory=lambda: {
-        "dcgan_l2svm": "svhn32", "dcgan_authors": "authors_svhn", "raw_pixels": RAW})
+    models: dict[str, str] = Field(default_factory=lambda: dict(_MODELS))
     # row id -> the variant its checkpoints must hold (checkpoint rows only)
-    variants: dict[str, str] = Field(default_factory=lambda: {
-        "dcgan_l2svm": "svhn32", "dcgan_authors": "svhn32_authors"})
+    variants: dict[str, str] = Field(default_factory=lambda: dict(_VARIANTS))
     knn: bool = True
     # How images of another size or channel count are fitted to the 32x32 RGB models:
     # "resize" (bilinear) or "pad" (zero padding, how the authors fed 28x28 MNIST to a 32x32
     # model); either is a deviation named on every cell (repro.data.fit).
     fit: Fit = "resize"
-    features: FeatureConfig = Field(default_factory=FeatureConfig)
-    svm: SvmConfig = Field(default_factory=SvmConfig)
+    features: FeatureConfig = Field(default_factory=lambda: FeatureConfig(bn=P.paper("bn")))
+    svm: SvmConfig = Field(default_factory=lambda: SvmConfig(C_grid=list(P.paper("C_grid"))))
     supervised: SupervisedConfig = Field(default_factory=SupervisedConfig)
-
-
-# row id -> (published cell it is compared with, what the row is)
-ROWS = {
-    "dcgan_l2svm": ("table2/dcgan_l2svm/err@1000", "our svhn32, trained by this harness"),
-    "dcgan_authors": ("table2/dcgan_l2svm/err@1000", "the authors' checkpoint (Newmu/dcgan_code)"),
-}
 
 
 def _dry(cfg: Table2Config) -> Table2Config:
@@ -119,11 +113,25 @@ def _data(stage: Stage, cfg: Table2Config, size: int, channels: int):
     return pool, valid, test
 
 
+def effective_protocol(stage: Stage, cfg: Table2Config, *, real: bool, n_valid: int) -> dict:
+    """The run's value of every protocol field its rows share (repro.published.protocol);
+    rows add their checkpoint's facts."""
+    return {"real_data": real, "dry_run": stage.dry_run,
+            "preprocessing": list(stage.data_deviations), "dataset": cfg.dataset,
+            "n_valid": n_valid, "max_train": cfg.max_train, "max_test": cfg.max_test,
+            "per_class": cfg.per_class, "select_draws": cfg.select_draws,
+            "test_draws": cfg.test_draws, "C_grid": list(cfg.svm.C_grid),
+            "bn": cfg.features.bn, "trials": cfg.supervised.trials, "checkpoint_dry_run": False}
+
+
 def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
     table2(Stage.open("table2", Table2Config, "table2"), checkpoints, metrics_path, provenance_dir)
 
 
-def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
+def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenance_dir: Path,
+           srcs: list[Source] | None = None, cell_prefix: str = "table2") -> None:
+    """`srcs`: the representations to probe (default: the section's `models`, from
+    `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows)."""
     cfg: Table2Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
@@ -133,51 +141,49 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
     y = {"train": pool.labels.numpy(), "valid": valid.labels.numpy(), "test": test.labels.numpy()}
     real = pool.real and test.real and not stage.dry_run
     n_labels = cfg.per_class * len(np.unique(y["train"]))
-    paper_sizes = (cfg.dataset == "svhn" and len(valid) == PAPER["n_valid"]
-                   and cfg.max_train is None and cfg.max_test is None
-                   and all(getattr(cfg, k) == v for k, v in PAPER.items() if k != "n_valid")
-                   and list(cfg.svm.C_grid) == AUTHORS_C_GRID)
-    protocol_ok = stage.profile == "paper" and real and paper_sizes
+    effective = effective_protocol(stage, cfg, real=pool.real and test.real, n_valid=len(valid))
     deviations = stage.deviations()
     if not real:
-        deviations.append(f"not SVHN: {cfg.dataset} ({pool.source})")
-    elif not paper_sizes:
-        deviations.append("sizes or draws differ from the paper's (10,000 validation images, "
-                          "100 labels per class, 10 + 100 draws, the authors' C grid)")
+        deviations.append(f"not real data: {cfg.dataset} ({pool.source})")
     base = stage.protocol(dataset=cfg.dataset, n_pool=len(pool), n_valid=len(valid),
                           n_test=len(test), n_labels=n_labels, per_class=cfg.per_class,
-                          test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn)
+                          test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn,
+                          evaluator=P.evaluator)
+    judge = _Judge(effective, deviations, cell_prefix == "table2")
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
     missing: dict[str, str] = {}
     by_row: dict[str, list[dict]] = {}
+    kinds: dict[str, Source] = {}
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), "table2")
+    if srcs is None:
+        srcs = sources(checkpoints, cfg.models, cfg.variants, "table2")
     with feature_cache(stage) as cache:
-        for src in sources(checkpoints, cfg.models, cfg.variants, "table2"):
+        for src in srcs:
             if src.missing:
                 missing[src.row] = src.missing
                 continue
-            rec = done.run(f"{src.row}/{src.path.name if src.path else src.train_name}",
-                           fingerprint(src.path), lambda src=src: _svm_row(
-                               src, cfg, stage, images, y, spec.image_size, Path(cache)))
+            rec = done.run(src.key, fingerprint(src.path), lambda src=src: _svm_row(
+                src, cfg, stage, images, y, spec.image_size, Path(cache)))
             by_row.setdefault(src.row, []).append(rec)
+            kinds[src.row] = src
             timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
     for row, results in by_row.items():
-        metrics[f"table2/{row}/err@1000"] = _svm_cell(row, results, base, deviations, protocol_ok)
-    for row, reason in missing.items():  # reported as missing, with why, never silently dropped
-        metrics[f"table2/{row}/err@1000"] = {
-            "value": None, "std": None, "n_runs": 0, "runs": [], "seeds": [], "unit": "%",
-            "compares_to": ROWS.get(row, (None,))[0], "comparable": False,
-            "protocol": {**base, "representation": ROWS.get(row, (None, row))[1]},
-            "deviations": [f"not run: {reason}"], "missing": reason}
+        metrics[f"{cell_prefix}/{row}/err@1000"] = _svm_cell(row, kinds[row], results, base, judge)
+    for row, reason in missing.items():  # reported as not run, with why, never silently dropped
+        row_spec = P.row(row, cfg.models.get(row, row))
+        metrics[f"{cell_prefix}/{row}/err@1000"] = not_run_cell(
+            reason, compares_to=f"table2/{row_spec.published}/err@1000" if row_spec.published
+            else None, protocol={**base, "representation": row_spec.what})
     if cfg.knn:
-        metrics["table2/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
-            cfg, pool, test, base, deviations, protocol_ok, stage.device))
+        metrics[f"{cell_prefix}/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
+            cfg, pool, test, base, judge, stage.device))
     if cfg.supervised.trials:
         rec = done.run("supervised_cnn", "", lambda: _timed(lambda: _supervised_cells(
-            cfg, pool, valid, test, stage, base, deviations, protocol_ok)))
-        metrics.update(rec["cells"])
+            cfg, pool, valid, test, stage, base, judge)))
+        metrics.update({k.replace("table2/", f"{cell_prefix}/", 1): c
+                        for k, c in rec["cells"].items()})
         timings["supervised_cnn"] = rec["seconds"]
     write_metrics(metrics_path, metrics)
     done.finish()
@@ -185,7 +191,21 @@ def table2(stage: Stage, checkpoints: Path, metrics_path: Path, provenance_dir: 
                            reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
     for row, reason in missing.items():
-        print(f"table2: row {row} left out: {reason}")
+        print(f"table2: row {row} not run: {reason}")
+
+
+class _Judge:
+    """Comparability of Table 2's cells: the protocol diff of a row kind and column against
+    the run's effective protocol (with per-row facts), and the deviations that go with it."""
+
+    def __init__(self, effective: dict, deviations: list[str], paper_rows: bool):
+        self.effective, self.deviations, self.paper_rows = effective, deviations, paper_rows
+
+    def __call__(self, kind: str, published: bool, column: str = "err@1000",
+                 **facts) -> dict:
+        diff = P.diff(kind, column, {**self.effective, **facts})
+        return {"comparable": comparable(published and self.paper_rows, diff),
+                "protocol_diff": diff, "lines": diff_lines(diff)}
 
 
 def _timed(compute) -> dict:
@@ -216,17 +236,19 @@ def _svm_row(src, cfg: Table2Config, stage: Stage, images: dict, y: dict, size: 
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _svm_cell(row: str, results: list[dict], base: dict, deviations: list[str],
-              protocol_ok: bool) -> dict:
+def _svm_cell(row: str, src: Source, results: list[dict], base: dict, judge: _Judge) -> dict:
     errs = [e for r in results for e in r["errs"]]
     first = results[0]
     ckpt_devs = [d for r in results for d in r["ckpt_deviations"]]
     seeds = [r["seed"] for r in results if r["seed"] is not None]
     ckpt_dry = any(r["ckpt_dry_run"] for r in results)
-    compares_to, what = ROWS.get(row, (None, "harness baseline: raw pixels + the same L2-SVM"))
+    spec = P.row(row, src.train_name)
+    compares_to = f"table2/{spec.published}/err@1000" if spec.published else None
+    what = getattr(src.module, "what", None) or spec.what
     std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
+    j = judge(src.kind, compares_to is not None, checkpoint_dry_run=ckpt_dry)
     return metric_cell(
-        errs, seeds=seeds, comparable=protocol_ok and compares_to is not None and not ckpt_dry,
+        errs, seeds=seeds, comparable=j["comparable"],
         compares_to=compares_to,
         protocol={**base, "representation": what, "feature_dim": first["feature_dim"],
                   "pretraining_data": first["data_source"],
@@ -234,14 +256,15 @@ def _svm_cell(row: str, results: list[dict], base: dict, deviations: list[str],
                   ("harness" if first["has_checkpoint"] else "none"),
                   "C": [r["best_C"] for r in results]},
         val_acc_by_C=[r["val_acc"] for r in results],
-        deviations=list(dict.fromkeys(deviations + ckpt_devs)),
+        deviations=list(dict.fromkeys(judge.deviations + ckpt_devs + j["lines"])),
+        protocol_diff=j["protocol_diff"],
         n_labels=base["n_labels"], n_draws=len(first["errs"]),
         ci95=1.96 * std if std is not None else None,
         per_seed=[float(np.mean(r["errs"])) for r in results])
 
 
-def _knn_cell(cfg: Table2Config, pool, test, base: dict, deviations: list[str],
-              protocol_ok: bool, device: torch.device) -> dict:
+def _knn_cell(cfg: Table2Config, pool, test, base: dict, judge: _Judge,
+              device: torch.device) -> dict:
     """1-NN (Euclidean, raw pixels in [0, 1]) on each test draw's labelled images."""
     q = test.images.flatten(1).float() / 255  # (Q, D)
     errs = []
@@ -251,13 +274,16 @@ def _knn_cell(cfg: Table2Config, pool, test, base: dict, deviations: list[str],
         nn = StreamingNN(q.to(device), device=device)
         nn.update((pool.images[idx].flatten(1).float() / 255).to(device), pool.labels[idx].to(device))
         errs.append(100.0 * (nn.predict().cpu() != test.labels).float().mean().item())
-    return metric_cell(errs, comparable=protocol_ok, compares_to="table2/knn/err@1000",
-                       protocol={**base, "representation": "1-NN on raw pixels of the same draws"},
-                       deviations=deviations, n_labels=base["n_labels"], n_draws=len(errs))
+    j = judge(KNN, True)
+    return metric_cell(errs, comparable=j["comparable"],
+                       compares_to=f"table2/{TABLE2_KNN.published}/err@1000",
+                       protocol={**base, "representation": TABLE2_KNN.what},
+                       deviations=judge.deviations + j["lines"], protocol_diff=j["protocol_diff"],
+                       n_labels=base["n_labels"], n_draws=len(errs))
 
 
 def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: dict,
-                      deviations: list[str], protocol_ok: bool) -> dict:
+                      judge: _Judge) -> dict:
     sup = cfg.supervised
     idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class, draw_rng(cfg.seed + 1, 0)))
     res = random_search(MODELS.get(sup.variant), (pool.images[idx], pool.labels[idx]),
@@ -268,18 +294,19 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
     protocol = {**base, "representation": f"supervised CNN, {sup.variant} D architecture",
                 "trials": sup.trials, "labelled_draw": "the first test draw"}
     extra = {"search_space": sup.space().__dict__, "best_trial": best}
-    devs = deviations + ["the paper gives no search space; ours is in protocol.search_space"]
-    if sup.trials != 64:
-        devs.append(f"{sup.trials} random-search trials (paper: 64)")
-    ok = protocol_ok and sup.trials == 64
-    return {
-        "table2/supervised_cnn/val_err@1000": metric_cell(
-            [best["val_err"]], comparable=ok, compares_to="table2/supervised_cnn/val_err@1000",
-            protocol=protocol, deviations=devs, n_labels=base["n_labels"],
-            all_trials=res["trials"], **extra),
-        "table2/supervised_cnn/err@1000": metric_cell(
+    devs = judge.deviations + ["the paper gives no search space; ours is in protocol.search_space"]
+    row = TABLE2_SUPERVISED.published
+    val, test_j = judge(SUPERVISED, True, "val_err@1000"), judge(SUPERVISED, False, "err@1000")
+    return {  # the paper prints only the validation error of this row
+        f"table2/{row}/val_err@1000": metric_cell(
+            [best["val_err"]], comparable=val["comparable"],
+            compares_to=f"table2/{row}/val_err@1000", protocol=protocol,
+            deviations=devs + val["lines"], protocol_diff=val["protocol_diff"],
+            n_labels=base["n_labels"], all_trials=res["trials"], **extra),
+        f"table2/{row}/err@1000": metric_cell(
             [best["test_err"]], comparable=False, compares_to=None,
-            protocol=protocol, deviations=devs, n_labels=base["n_labels"], **extra),
+            protocol=protocol, deviations=devs + test_j["lines"],
+            protocol_diff=test_j["protocol_diff"], n_labels=base["n_labels"], **extra),
     }
 
 

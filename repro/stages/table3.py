@@ -33,29 +33,32 @@ from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
-from repro.stages.common import Stage, metric_cell, stage_main
+from repro.published.protocol import CHECKPOINT, REAL, TABLE3, TABLE3_SAMPLES, comparable, diff_lines
+from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.train.sampling import generate, save_grid
-from repro.utils.io import write_metrics
+from repro.utils.io import read_json, write_metrics
 from repro.utils.progress import progress
 
+P = TABLE3  # the paper's protocol of this table (repro.published.protocol): the defaults below
 # The paper's sample counts, by the column label used in the cell ids.
-PAPER_SAMPLES = {"50k": 50_000, "10m": 10_000_000}
-PAPER_TRAIN = 50_000
-PAPER_TEST = 10_000
+PAPER_SAMPLES = TABLE3_SAMPLES
+_GENERATORS = {r: row for r, row in P.rows.items() if row.kind == CHECKPOINT}
 
 
 class Table3Config(Section):
-    dataset: str = "mnist"
+    dataset: str = P.paper("dataset")
     train_split: str = "train"
     test_split: str = "test"
     max_train: PositiveInt | None = None  # real training images for the "Real Data" row
     max_test: PositiveInt | None = None
     # row id in the published registry -> train.<name> section whose checkpoints it uses
-    models: dict[str, str] = Field(default_factory=lambda: {"dcgan": "mnist_cond", "gan": "gan_mlp"})
+    models: dict[str, str] = Field(default_factory=lambda: {
+        r: row.source for r, row in _GENERATORS.items()})
     # row id -> the variant its checkpoints must hold (a checkpoint of another variant put in
     # the row's folder is refused, not scored as that row)
-    variants: dict[str, str] = Field(default_factory=lambda: {"dcgan": "mnist_cond", "gan": "gan_mlp"})
+    variants: dict[str, str] = Field(default_factory=lambda: {
+        r: row.variant for r, row in _GENERATORS.items()})
     # column label -> number of generated samples (the paper: 50k -> 50,000, 10m -> 10,000,000)
     n_samples: dict[str, PositiveInt] = Field(default_factory=lambda: dict(PAPER_SAMPLES))
     chunk_size: PositiveInt = 50_000
@@ -105,6 +108,15 @@ def load_generator(path: Path, expect_variant: str, device: torch.device):
     return variant, G, ckpt
 
 
+def effective_protocol(stage: Stage, cfg: Table3Config, *, real: bool, n_train: int,
+                       n_test: int) -> dict:
+    """The run's value of every protocol field its rows share (repro.published.protocol);
+    rows add their sample counts and checkpoint's facts."""
+    return {"real_data": real, "dry_run": stage.dry_run,
+            "preprocessing": list(stage.data_deviations), "dataset": cfg.dataset,
+            "n_train": n_train, "n_test": n_test}
+
+
 def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Path) -> None:
     table3(Stage.open("table3", Table3Config, "table3"), checkpoints, metrics_path, figure,
            provenance_dir)
@@ -131,15 +143,19 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
     q_labels = test.labels.to(stage.device)
     data_real = test.real and train.real and not stage.dry_run
     base_protocol = stage.protocol(dataset=cfg.dataset, test_source=test.source,
-                                   n_test=len(test), n_train=len(train), train_source=train.source)
-    full_protocol = (stage.profile == "paper" and data_real and len(test) == PAPER_TEST
-                     and len(train) == PAPER_TRAIN)
+                                   n_test=len(test), n_train=len(train), train_source=train.source,
+                                   evaluator=P.evaluator)
+    effective = effective_protocol(stage, cfg, real=test.real and train.real,
+                                   n_train=len(train), n_test=len(test))
     deviations = stage.deviations()
     if not data_real:
-        deviations.append("not real MNIST: generated stand-in digits")
-    elif len(train) != PAPER_TRAIN or len(test) != PAPER_TEST:
-        deviations.append(f"real MNIST but {len(train)} train / {len(test)} test images "
-                          f"(paper: {PAPER_TRAIN} / {PAPER_TEST})")
+        deviations.append(f"not real data: {cfg.dataset} ({test.source})")
+
+    def judged(row: str, kind: str, col: str, **facts) -> dict:
+        diff = P.diff(kind, f"err@{col}", {**effective, **facts})
+        published = row in P.rows and P.rows[row].published is not None
+        return {"comparable": comparable(published, diff), "protocol_diff": diff,
+                "deviations": deviations + diff_lines(diff)}
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
 
@@ -154,9 +170,9 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
 
     rec = done.run("real", "", real_row)
     metrics["table3/real/err@50k"] = metric_cell(
-        [rec["error"]], comparable=full_protocol,
-        protocol={**base_protocol, "n_samples": len(train)}, deviations=deviations,
-        compares_to="table3/real/err@50k")
+        [rec["error"]], protocol={**base_protocol, "n_samples": len(train),
+                                  "representation": P.rows["real"].what},
+        compares_to="table3/real/err@50k", **judged("real", REAL, "50k", n_samples=len(train)))
     timings["real"] = rec["seconds"]
 
     for row, train_name in cfg.models.items():
@@ -165,6 +181,14 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
                              f"checkpoints in {train_name}/ must hold")
         ckpt_dir = checkpoints / train_name
         paths = sorted(ckpt_dir.glob("seed*.pt"))
+        if not paths and (ckpt_dir / "MISSING.json").is_file():  # not run, with the reason
+            reason = read_json(ckpt_dir / "MISSING.json")["reason"]
+            for col in cfg.n_samples:
+                metrics[f"table3/{row}/err@{col}"] = not_run_cell(
+                    reason, compares_to=f"table3/{row}/err@{col}",
+                    protocol={**base_protocol, "generator": train_name})
+            print(f"table3: row {row} not run: {reason}")
+            continue
         if not paths:
             raise ReproError(f"no checkpoints in {ckpt_dir}; run the train@{train_name} stage first "
                              f"(dvc repro train@{train_name})")
@@ -176,14 +200,14 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
         runs, seeds, ckpt = rec["runs"], rec["seeds"], rec["ckpt"]
         for col, values in runs.items():
             n = cfg.n_samples[col]
-            comparable = full_protocol and n == PAPER_SAMPLES[col] and not ckpt.get("dry_run")
+            j = judged(row, CHECKPOINT, col, n_samples=n,
+                       checkpoint_dry_run=bool(ckpt.get("dry_run")))
             metrics[f"table3/{row}/err@{col}"] = metric_cell(
-                values, seeds=seeds, comparable=comparable,
+                values, seeds=seeds, comparable=j["comparable"],
                 protocol={**base_protocol, "n_samples": n, "generator": train_name,
                           "generator_data": ckpt.get("data_source")},
-                deviations=deviations + ([f"{n} generated samples (paper: {PAPER_SAMPLES[col]})"]
-                                         if n != PAPER_SAMPLES[col] else [])
-                + list(ckpt.get("deviations", [])),
+                deviations=j["deviations"] + list(ckpt.get("deviations", [])),
+                protocol_diff=j["protocol_diff"],
                 compares_to=f"table3/{row}/err@{col}")
         timings[row] = rec["seconds"]
     write_metrics(metrics_path, metrics)
