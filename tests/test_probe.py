@@ -50,6 +50,9 @@ def test_svm_draws_and_choose_C_on_separable_blobs():
     assert set(means) == {"1e-06", "0.01"} and all(len(v) == 2 for v in sel["val_acc"].values())
     # the best mean validation accuracy wins; ties go to the first C of the grid
     assert str(sel["best_C"]) == max(means, key=lambda c: (means[c], c == "1e-06"))
+    # draw-major C selection (one Gram matrix per draw) scores what per-C draws score
+    assert sel["val_acc"]["0.01"] == svm_draws(X, y, X, y, per_class=20, draws=2, C=1e-2,
+                                               solver="torch", seed=0, device=torch.device("cpu"))
     full = choose_C(X, y, X, y, grid=[1e-6, 1e-2], per_class=None, draws=1, solver="liblinear",
                     seed=0, device=torch.device("cpu"))
     assert full["best_C"] in (1e-6, 1e-2) and len(full["val_acc"]) == 2

@@ -141,3 +141,18 @@ def test_unknown_space_and_preconditioner_list_valid_names():
         L2SVM(1.0, space="dual")
     with pytest.raises(ReproError, match="valid names: nystrom, jacobi"):
         L2SVM(1.0, precondition="ilu")
+
+
+def test_kernel_preconditioner_is_the_exact_inverse_and_threads_come_back():
+    from repro.eval import svm_kernel
+
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(60, 200, generator=g, dtype=torch.float64) + 2.0  # far from centred
+    K, C = A @ A.T + 1.0, 0.05
+    r = torch.randn(60, 3, generator=g, dtype=torch.float64)
+    exact = torch.linalg.solve(torch.eye(60, dtype=torch.float64) + 2 * C * K, r)
+    torch.testing.assert_close(svm_kernel.preconditioner(K, C, exact_max=100, rank=8)(r), exact)
+    before = torch.get_num_threads()
+    with svm_kernel.cpu_threads_for(100, torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before

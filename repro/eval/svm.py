@@ -223,9 +223,10 @@ class L2SVM:
         from repro.eval import svm_kernel
 
         K = svm_kernel.gram(X, self.s, self.mean_, self.scale_)
-        alpha, self._n_iter, ok = svm_kernel.newton(
-            K, Y, C=self.C, tol=self.tol, max_iter=self.max_iter, cg_max_iter=self.cg_max_iter,
-            line_search=self._line_search)
+        with svm_kernel.cpu_threads_for(K.shape[0], K.device):
+            alpha, self._n_iter, ok = svm_kernel.newton(
+                K, Y, C=self.C, tol=self.tol, max_iter=self.max_iter,
+                cg_max_iter=self.cg_max_iter, line_search=self._line_search)
         if not ok:
             warnings.warn(f"L2SVM (C={self.C:g}) stopped at max_iter={self.max_iter} before "
                           f"reaching tol={self.tol:g}; raise max_iter", RuntimeWarning, stacklevel=3)

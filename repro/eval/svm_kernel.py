@@ -12,15 +12,16 @@ The Newton system reduces to an SPD system on the active coefficients, solved by
 gradients at O(N^2 K) per step instead of O(N D K): for Table 2 (1,000 labels x 7,168 dims) or Table 1's 4,000 x 28,672 this is 7-30x
 fewer flops per step, after one O(N^2 D) product for Kmat.
 Preconditioner: (I + 2C Kmat)^-1, the inverse of the Hessian with every sample active, from
-an eigendecomposition of Kmat (exact up to `exact_max` samples, a rank-`rank` randomised
-Nystrom sketch above). D features are far from centred and have a fast-decaying but heavy
-spectrum, which this preconditioner removes; Jacobi scaling cannot.
+a Cholesky factor of I + 2C Kmat (exact, up to `exact_max` samples) or a rank-`rank`
+randomised Nystrom sketch of Kmat (above). D features are far from centred and have a
+fast-decaying but heavy spectrum, which this preconditioner removes; Jacobi scaling cannot.
 """
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -29,6 +30,33 @@ LineSearch = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
 _LAST: dict = {}  # one cached Gram matrix: select_C fits the same X once per C
+# Up to this many samples the Newton loop runs its products on one CPU thread: a CG step is a
+# few (N, N) x (N, K) products of a few ms each, where OpenMP's fork/join costs more than the
+# second thread saves, and on an oversubscribed CPU a descheduled worker stalls every such
+# product by a scheduler slice (measured on a loaded 2-core machine, N = 1000, K = 10:
+# 16 ms per product with 2 threads, 1.8 ms with 1; a 1000-label fit 1.4-12 s -> 0.5-1.9 s).
+SINGLE_THREAD_MAX = 2048
+# The reduced system's CG stops at CG_FORCING * eta * ||rhs|| (eta <= 0.1, as the primal's).
+# Its Euclidean residual bounds the w-space residual only loosely, so it must be far tighter
+# than the primal's eta; measured on 1000 x 7168 and 1000 x 28672 D features, C 1e-4..0.1:
+# 1e-2 stalls (200 Newton steps, objective 22-51 % high), 1e-3 takes 7/12/33 Newton steps at
+# C = 1e-3/1e-2/0.1, 1e-4 takes 5/7/16 at 0.6-0.9x the time (CG steps cost an (N, N) x (N, K)
+# product, Newton steps several plus a line search), so tighter is also faster.
+CG_FORCING = 1e-4
+
+
+@contextlib.contextmanager
+def cpu_threads_for(n: int, device: torch.device) -> Iterator[None]:
+    """One intra-op thread for the Newton loop of an n-sample CPU problem (see above)."""
+    if device.type != "cpu" or n > SINGLE_THREAD_MAX or torch.get_num_threads() == 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def gram(X: Tensor, s: float, mean: Tensor | None, scale: Tensor | None,
@@ -86,24 +114,30 @@ def sketch(apply: Callable[[Tensor], Tensor], dim: int, rank: int, device: torch
     return (F @ V[:, keep]) / ev[keep].sqrt(), (ev[keep] - nu).clamp_min(0.0)
 
 
-def spectrum(K: Tensor, exact_max: int, rank: int) -> tuple[Tensor, Tensor]:
-    """(U (N, r), lam (r,)) with K ~ U diag(lam) U^T, lam descending."""
-    if K.shape[0] <= exact_max:
-        lam, U = torch.linalg.eigh(K)
-        return U.flip(1), lam.flip(0).clamp_min(0.0)
-    return sketch(lambda Q: K @ Q, K.shape[0], rank, K.device)
+def preconditioner(K: Tensor, C: float, exact_max: int, rank: int) -> Callable[[Tensor], Tensor]:
+    """r -> (I + 2C K)^-1 r (up to a constant factor, which PCG does not see).
+
+    Up to `exact_max` samples: exactly, by a Cholesky factor of I + 2C K (N^3/3 flops, ~30x
+    cheaper than the eigendecomposition it replaces and as exact; SPD since K is PSD).
+    Above: a rank-`rank` Nystrom sketch of K, exact on its span, 1/mu_min on the complement.
+    """
+    n = K.shape[0]
+    if n <= exact_max:
+        A = 2 * C * K
+        A.diagonal().add_(1.0)
+        L = torch.linalg.cholesky(A)
+        del A
+        return lambda r: torch.cholesky_solve(r, L)
+    U, lam = sketch(lambda Q: K @ Q, n, rank, K.device)
+    mu = 1.0 + 2 * C * lam  # (r,)
+    return lambda r: r + U @ ((mu[-1] / mu - 1.0)[:, None] * (U.T @ r))
 
 
 def newton(K: Tensor, Y: Tensor, *, C: float, tol: float, max_iter: int, cg_max_iter: int,
            line_search: LineSearch, exact_max: int = 2048, rank: int = 1024
            ) -> tuple[Tensor, int, bool]:
     """-> (alpha (N, K), Newton iterations, converged)."""
-    U, lam = spectrum(K, exact_max, rank)
-    mu = 1.0 + 2 * C * lam  # (r,)
-
-    def precondition(r: Tensor) -> Tensor:
-        # (I + 2C K)^-1 up to scale: exact on span(U), 1/mu_min on its complement
-        return r + U @ ((mu[-1] / mu - 1.0)[:, None] * (U.T @ r))
+    precondition = preconditioner(K, C, exact_max, rank)
 
     def knorm(u: Tensor, Ku: Tensor) -> Tensor:
         return (u * Ku).sum(0).clamp_min(0.0).sqrt()
@@ -151,9 +185,9 @@ def _cg(K: Tensor, a: Tensor, gam: Tensor, precondition, eta: Tensor, C: float,
     p = z.clone()
     rz = (r * z).sum(0)
     # The residual of the reduced system in plain Euclidean units bounds the w-space residual
-    # only loosely: a forcing term 1000x tighter than the primal solver's keeps the inexact
-    # directions good descent directions (measured: 0.1x stalls, 0.01x converges; steps are cheap).
-    stop = 1e-3 * eta * rhs.norm(dim=0)
+    # only loosely: a forcing term 1e4x tighter than the primal solver's keeps the inexact
+    # directions good descent directions (CG_FORCING above: its measurements).
+    stop = CG_FORCING * eta * rhs.norm(dim=0)
     active = r.norm(dim=0) > stop
     for _ in range(max_iter):
         if not bool(active.any()):
