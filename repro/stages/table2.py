@@ -129,14 +129,18 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
 
 
 def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenance_dir: Path,
-           srcs: list[Source] | None = None, cell_prefix: str = "table2") -> None:
+           srcs: list[Source] | None = None, cell_prefix: str = "table2",
+           input_shape: tuple[int, int] | None = None) -> None:
     """`srcs`: the representations to probe (default: the section's `models`, from
-    `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows)."""
+    `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows);
+    `input_shape`: (size, channels) the images are fitted to (default: the supervised
+    row's architecture, svhn32's 32x32 RGB)."""
     cfg: Table2Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
     spec = MODELS.get(cfg.supervised.variant).spec
-    pool, valid, test = _data(stage, cfg, spec.image_size, spec.channels)
+    size, channels = input_shape or (spec.image_size, spec.channels)
+    pool, valid, test = _data(stage, cfg, size, channels)
     images = {"train": pool.images, "valid": valid.images, "test": test.images}
     y = {"train": pool.labels.numpy(), "valid": valid.labels.numpy(), "test": test.labels.numpy()}
     real = pool.real and test.real and not stage.dry_run
@@ -165,7 +169,7 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
                 missing[src.row] = src.missing
                 continue
             rec = done.run(src.key, fingerprint(src.path), lambda src=src: _svm_row(
-                src, cfg, stage, images, y, spec.image_size, Path(cache)))
+                src, cfg, stage, images, y, size, Path(cache)))
             by_row.setdefault(src.row, []).append(rec)
             kinds[src.row] = src
             timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]

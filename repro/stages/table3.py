@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from pydantic import Field, PositiveInt
@@ -122,8 +122,11 @@ def run(checkpoints: Path, metrics_path: Path, figure: Path, provenance_dir: Pat
            provenance_dir)
 
 
-def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
-           provenance_dir: Path) -> None:
+def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: Path,
+           provenance_dir: Path, generators: dict[str, tuple[Path, Callable]] | None = None,
+           cell_prefix: str = "table3") -> None:
+    """`generators`: row -> (weights file, a loader returning (variant, G, facts)), in place of
+    the section's checkpoint rows (repro.probe); `cell_prefix` names the cells."""
     cfg: Table3Config = stage.section
     if stage.dry_run:
         cfg = cfg.model_copy(update={"n_samples": {k: min(v, 2_000) for k, v in cfg.n_samples.items()},
@@ -169,13 +172,25 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
         return {"error": _error(nn, q_labels), "seconds": round(time.perf_counter() - t0, 2)}
 
     rec = done.run("real", "", real_row)
-    metrics["table3/real/err@50k"] = metric_cell(
+    metrics[f"{cell_prefix}/real/err@50k"] = metric_cell(
         [rec["error"]], protocol={**base_protocol, "n_samples": len(train),
                                   "representation": P.rows["real"].what},
         compares_to="table3/real/err@50k", **judged("real", REAL, "50k", n_samples=len(train)))
     timings["real"] = rec["seconds"]
 
-    for row, train_name in cfg.models.items():
+    for row, (weights, load) in (generators or {}).items():
+        rec = done.run(row, fingerprint(weights), lambda row=row, load=load: _generator_row(
+            row, [weights], cfg, stage, queries, q_labels, figure, load=lambda _p: load()))
+        for col, values in rec["runs"].items():
+            n = cfg.n_samples[col]
+            j = judged(row, CHECKPOINT, col, n_samples=n, checkpoint_dry_run=False)
+            metrics[f"{cell_prefix}/{row}/err@{col}"] = metric_cell(
+                values, seeds=rec["seeds"], comparable=False, compares_to=None,
+                protocol={**base_protocol, "n_samples": n, "generator": row,
+                          "generator_data": rec["ckpt"].get("data_source")},
+                deviations=j["deviations"], protocol_diff=j["protocol_diff"])
+        timings[row] = rec["seconds"]
+    for row, train_name in ({} if generators is not None else cfg.models).items():
         if row not in cfg.variants:
             raise ReproError(f"table3.variants has no entry for row {row!r}; add the variant its "
                              f"checkpoints in {train_name}/ must hold")
@@ -217,13 +232,17 @@ def table3(stage: Stage, checkpoints: Path, metrics_path: Path, figure: Path,
 
 
 def _generator_row(row: str, paths: list[Path], cfg: Table3Config, stage: Stage,
-                   queries: torch.Tensor, q_labels: torch.Tensor, figure: Path) -> dict:
-    """1-NN test errors of every seed's sample stream, per column (a JSON record)."""
+                   queries: torch.Tensor, q_labels: torch.Tensor, figure: Path,
+                   load: Callable | None = None) -> dict:
+    """1-NN test errors of every seed's sample stream, per column (a JSON record); `load`
+    (path -> (variant, G, ckpt)) defaults to the row's checked checkpoint loader."""
     runs: dict[str, list[float]] = {col: [] for col in cfg.n_samples}
     seeds: list[int] = []
     t0 = time.perf_counter()
     for path in paths:
-        variant, G, ckpt = load_generator(path, cfg.variants[row], stage.device)
+        variant, G, ckpt = (load(path) if load else
+                            load_generator(path, cfg.variants[row], stage.device))
+        G = G.to(stage.device)
         seeds.append(ckpt["seed"])
         marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
         total = marks[-1][1]
