@@ -1,4 +1,4 @@
-"""One registry for datasets, model variants and evaluators.
+"""One registry for datasets and model variants.
 
 Items register themselves by name with a decorator in their own module; `get` imports the
 modules that hold registrations on first use, so importing `repro.registry` itself runs nothing.
@@ -16,7 +16,6 @@ from repro.errors import ReproError
 _PROVIDERS = {
     "dataset": ("repro.data.real", "repro.data.synthetic"),
     "model": ("repro.models.zoo",),
-    "evaluator": ("repro.eval.evaluators",),
 }
 
 
@@ -64,4 +63,3 @@ class Registry:
 
 DATASETS = Registry("dataset")
 MODELS = Registry("model")
-EVALUATORS = Registry("evaluator")

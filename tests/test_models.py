@@ -18,7 +18,8 @@ from torch import nn
 from repro.errors import ReproError
 from repro.registry import MODELS
 
-# Architecture facts from the protocol (post-activation D layer outputs, (C, H, W)).
+# Architecture facts from the protocol (post-activation D layer outputs, (C, H, W)), for the
+# variants the paper describes; every registered variant gets the generic checks too.
 LAYER_SHAPES = {
     "imagenet32": [(128, 32, 32), (128, 16, 16), (256, 16, 16), (256, 8, 8), (512, 8, 8),
                    (512, 4, 4)],
@@ -38,16 +39,25 @@ def _labels(spec, n=B):
     return torch.arange(n) % spec.n_classes if spec.n_classes else None
 
 
-def test_registry_holds_every_variant():
-    assert MODELS.names() == sorted(LAYER_SHAPES)
+def test_every_variant_the_facts_protocols_and_profiles_name_is_registered():
+    import yaml
+
+    from conftest import REPO
+    from repro.published.protocol import PROTOCOLS
+
+    named = set(LAYER_SHAPES) | set(FEATURE_DIMS)
+    named |= {r.variant for p in PROTOCOLS.values() for r in p.rows.values() if r.variant}
+    for profile in (REPO / "experiments").glob("*.yaml"):
+        named |= {t["variant"] for t in yaml.safe_load(profile.read_text())["train"].values()}
+    assert named <= set(MODELS.names())
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_SHAPES))
+@pytest.mark.parametrize("name", MODELS.names())
 def test_shapes_ranges_and_features(name):
     torch.manual_seed(0)
     variant = MODELS.get(name)
     spec = variant.spec
-    assert spec.name == name and spec.feature_dim == FEATURE_DIMS[name]
+    assert spec.name == name and spec.feature_dim == FEATURE_DIMS.get(name, spec.feature_dim)
     G, D = variant.build_generator(), variant.build_discriminator()
     y = _labels(spec)
     x = G(variant.sample_z(B), y)
@@ -57,7 +67,10 @@ def test_shapes_ranges_and_features(name):
     logits = D(x, y)
     assert logits.shape == (B,) and torch.isfinite(logits).all()
     layers = D.layer_outputs(x, y)
-    assert [tuple(t.shape[1:]) for t in layers] == LAYER_SHAPES[name]
+    shapes = [tuple(t.shape[1:]) for t in layers]
+    assert shapes == LAYER_SHAPES.get(name, shapes)
+    # the paper's recipe: every layer max-pooled to 4x4 and concatenated
+    assert spec.feature_dim in (0, 16 * sum(c for c, _, _ in shapes))
     if spec.feature_dim:
         f = D.feature_vector(x)
         assert f.shape == (B, spec.feature_dim) and torch.isfinite(f).all()
@@ -66,7 +79,7 @@ def test_shapes_ranges_and_features(name):
             D.feature_vector(x)
 
 
-@pytest.mark.parametrize("name", sorted(LAYER_SHAPES))
+@pytest.mark.parametrize("name", MODELS.names())
 def test_init_is_dcgan(name):
     torch.manual_seed(0)
     variant = MODELS.get(name)
