@@ -3,6 +3,8 @@
     python -m repro.bench --quick                 # small sizes, a few minutes on a CPU
     python -m repro.bench                         # the device's full sizes (see SIZES)
     python -m repro.bench --only train,svm --out results/bench.json
+    python -m repro.bench --gpu                   # the GPU check -> results/bench_gpu.json
+                                                  # (repro.bench.gpu; small mode on a CPU)
 
 Names for --only: train (or train/<variant>), svm, nn, stream, features. With --only the
 results are merged into an existing file of the same device (other entries kept).
@@ -153,7 +155,13 @@ def run(args: argparse.Namespace) -> dict:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", default="results/bench.json")
+    ap.add_argument("--out", default=None,
+                    help="default: results/bench.json (results/bench_gpu.json with --gpu)")
+    ap.add_argument("--gpu", action="store_true",
+                    help="the GPU check (repro.bench.gpu): paper dry run + GPU benchmarks; on a "
+                         "CPU a small mode of the same steps")
+    ap.add_argument("--budget-s", dest="budget_s", type=float, default=450.0,
+                    help="--gpu: steps that would start after this many seconds are skipped")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes on a CPU)")
     ap.add_argument("--only", default=None, help=f"comma list of {', '.join(NAMES)}, train/<variant>")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -182,6 +190,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="on CUDA, train without channels_last + bf16")
     ap.add_argument("--compile", action="store_true", help="torch.compile in our trainer")
     args = ap.parse_args(argv)
+    if args.gpu:
+        from repro.bench.gpu import run_gpu
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        path = Path(args.out or "results/bench_gpu.json")
+        rec = run_gpu(resolve_device(args.device), path, args.budget_s, repo=Path.cwd())
+        failed = [k for k, v in rec["steps"].items() if "error" in v]
+        print(f"[bench --gpu] wrote {path} ({rec['wall_time_s']} s)", flush=True)
+        if failed:
+            raise ReproError(f"GPU check step(s) failed: {', '.join(failed)}; see {path}")
+        return
+    args.out = args.out or "results/bench.json"
     out = run(args)
     from repro.bench.format import bench_markdown
 
