@@ -13,24 +13,25 @@ Batched in torch, on the GPU when given one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import PositiveInt
 from torch import Tensor
 
+from repro.config import Section
 from repro.errors import ReproError
 from repro.utils.progress import progress
 
 
-@dataclass(frozen=True)
-class KMeansSettings:
-    n_centroids: int = 1600
-    patch: int = 6
-    n_patches: int = 400_000
-    iterations: int = 10
-    batch_size: int = 64
+class KMeansSettings(Section):
+    """The recipe's sizes; also Table 1's `kmeans:` config section (one type for both)."""
+
+    n_centroids: PositiveInt = 1600
+    patch: PositiveInt = 6
+    n_patches: PositiveInt = 400_000
+    iterations: PositiveInt = 10
+    batch_size: PositiveInt = 64
     seed: int = 0
 
 

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BeforeValidator, PositiveInt
 from torch import Tensor, nn
 
+from repro.config import FloatPair, Section
 from repro.data.base import to_float
 from repro.errors import ReproError
 from repro.models.base import Variant
@@ -25,13 +28,24 @@ from repro.utils.progress import progress
 from repro.utils.seed import seed_everything
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    lr: tuple[float, float] = (1e-4, 1e-2)  # log-uniform
-    weight_decay: tuple[float, float] = (1e-6, 1e-2)  # log-uniform
-    dropout: tuple[float, float] = (0.0, 0.7)  # uniform
-    batch_size: tuple[int, ...] = (32, 64, 128)
-    epochs: tuple[int, ...] = (10, 20, 40)
+# Choices to draw from: a YAML list, or a tuple given in code (strict mode alone would refuse
+# a tuple for a list).
+Choices = Annotated[list[PositiveInt], BeforeValidator(
+    lambda v: list(v) if isinstance(v, tuple) else v)]
+
+
+class SearchSpace(Section):
+    """The random search's space; Table 2's `supervised:` section extends it (one type)."""
+
+    lr: FloatPair = (1e-4, 1e-2)  # log-uniform
+    weight_decay: FloatPair = (1e-6, 1e-2)  # log-uniform
+    dropout: FloatPair = (0.0, 0.7)  # uniform
+    batch_size: Choices = [32, 64, 128]
+    epochs: Choices = [10, 20, 40]
+
+    def space(self) -> dict:
+        """The space alone (without a section's other keys), as the cells record it."""
+        return self.model_dump(include={"lr", "weight_decay", "dropout", "batch_size", "epochs"})
 
 
 @dataclass(frozen=True)

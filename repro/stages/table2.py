@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from repro.config import FloatPair, Section
+from repro.config import Section
 from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.nearest import StreamingNN
@@ -48,19 +48,12 @@ P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the
 _MODELS, _VARIANTS = rows_of(P)
 
 
-class SupervisedConfig(Section):
+class SupervisedConfig(SearchSpace):
+    """Table 2's supervised row: the search space (repro.eval.supervised) plus its budget."""
+
     trials: NonNegativeInt = P.paper("trials")  # 0: no supervised row
     seed: int = 0
     variant: str = "svhn32"  # D architecture to train from scratch
-    lr: FloatPair = (1e-4, 1e-2)
-    weight_decay: FloatPair = (1e-6, 1e-2)
-    dropout: FloatPair = (0.0, 0.7)
-    batch_size: list[PositiveInt] = [32, 64, 128]
-    epochs: list[PositiveInt] = [10, 20, 40]
-
-    def space(self) -> SearchSpace:
-        return SearchSpace(lr=self.lr, weight_decay=self.weight_decay, dropout=self.dropout,
-                           batch_size=tuple(self.batch_size), epochs=tuple(self.epochs))
 
 
 class Table2Config(Section):
@@ -292,12 +285,12 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
     idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class, draw_rng(cfg.seed + 1, 0)))
     res = random_search(MODELS.get(sup.variant), (pool.images[idx], pool.labels[idx]),
                         (valid.images, valid.labels), (test.images, test.labels),
-                        n_trials=sup.trials, space=sup.space(), seed=sup.seed,
+                        n_trials=sup.trials, space=sup, seed=sup.seed,
                         n_classes=int(pool.labels.max()) + 1, device=stage.device)
     best = res["best"]
     protocol = {**base, "representation": f"supervised CNN, {sup.variant} D architecture",
                 "trials": sup.trials, "labelled_draw": "the first test draw"}
-    extra = {"search_space": sup.space().__dict__, "best_trial": best}
+    extra = {"search_space": sup.space(), "best_trial": best}
     devs = judge.deviations + ["the paper gives no search space; ours is in protocol.search_space"]
     row = TABLE2_SUPERVISED.published
     val, test_j = judge(SUPERVISED, True, "val_err@1000"), judge(SUPERVISED, False, "err@1000")
