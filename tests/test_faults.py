@@ -387,6 +387,18 @@ def test_table2_a_kill_in_the_last_row_keeps_all_earlier_rows(tmp_path, digits, 
     assert "table2/supervised_cnn/err@1000" in (run / "metrics" / "table2.json").read_text()
 
 
+def test_readers_of_a_metrics_folder_skip_an_interrupted_stage_s_rows(tmp_path, digits,
+                                                                      monkeypatch):
+    from repro.report.inputs import read_metrics_dir
+
+    run = tmp_path / "run"
+    _patch(monkeypatch, table2, "_supervised_cells", kill_at=1)
+    with pytest.raises(Killed):
+        _table2(run)
+    assert [p.name for p in (run / "metrics").iterdir()] == ["table2.partial.json"]
+    assert read_metrics_dir(run / "metrics") == {}  # the report and the drift gate see none
+
+
 def test_table2_another_config_discards_the_finished_rows(tmp_path, digits, monkeypatch, capsys):
     run = tmp_path / "run"
     _patch(monkeypatch, table2, "_svm_row", kill_at=2)

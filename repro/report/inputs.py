@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repro.errors import ReproError
 from repro.utils.finite import nonfinite
+from repro.utils.io import PARTIAL_SUFFIX
 
 
 class MeasuredCell(BaseModel):
@@ -108,9 +109,10 @@ def read_metrics_dir(directory: Path) -> dict[str, dict[str, MeasuredCell]]:
     directory = Path(directory)
     if not directory.is_dir():
         return {}
+    # an interrupted table stage's finished rows are not metrics (repro.stages.rows)
     return {
         path.stem: parse_metrics(parse_json(path.read_text(), str(path)), str(path))
-        for path in sorted(directory.glob("*.json"))
+        for path in sorted(directory.glob("*.json")) if not path.name.endswith(PARTIAL_SUFFIX)
     }
 
 

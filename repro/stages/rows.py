@@ -26,7 +26,7 @@ from typing import Any, Callable
 import torch
 
 from repro.config import config_hash
-from repro.utils.io import read_json, write_json
+from repro.utils.io import PARTIAL_SUFFIX, read_json, write_json
 from repro.utils.provenance import library_versions
 
 FORMAT = 1
@@ -34,7 +34,7 @@ FORMAT = 1
 
 def partial_path(metrics_path: str | Path) -> Path:
     metrics_path = Path(metrics_path)
-    return metrics_path.with_name(f"{metrics_path.stem}.partial.json")
+    return metrics_path.with_name(metrics_path.stem + PARTIAL_SUFFIX)
 
 
 @lru_cache(maxsize=1)

@@ -89,6 +89,11 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
+# The finished rows of an interrupted table stage (repro.stages.rows) lie beside its metrics
+# file under this suffix; readers of a metrics folder skip them.
+PARTIAL_SUFFIX = ".partial.json"
+
+
 def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]]) -> None:
     """A metrics file (cell id -> cell, docs/CONVENTIONS.md). A NaN or inf anywhere in a cell
     is refused, naming the cell, and nothing is written: a failed measurement must not pass
