@@ -127,3 +127,26 @@ def test_memory_bound():
     big = memory_bound_bytes(10_000, 784, 65_536, 4096)
     assert 0 < small < big
     assert memory_bound_bytes(10_000, 784, 65_536, 4096, itemsize=4) < big
+
+
+def test_float32_screen_decides_as_float64_even_where_float32_cannot_tell():
+    """Neighbours closer together than float32 resolves: the screened search (the default)
+    still returns the float64 nearest, lowest index on exact ties, like the plain search."""
+    g = torch.Generator().manual_seed(3)
+    q = torch.rand(40, 784, generator=g, dtype=torch.float64) * 255
+    base = q[torch.arange(400) % 40]  # 10 near-copies of every query
+    refs = base + 1e-3 * torch.randn(400, 784, generator=g, dtype=torch.float64) + 2.0
+    refs[390:] = refs[350:360]  # exact duplicates: ties go to the earlier index
+    labels = torch.randint(0, 10, (400,), generator=g)
+    exact = torch.cdist(q, refs).pow(2)  # float64 brute force
+    plain = StreamingNN(q, screen=False, ref_block=128)
+    screened = StreamingNN(q, ref_block=128)
+    assert screened.screen and not plain.screen
+    for nn in (plain, screened):
+        nn.update(refs, labels)
+    assert torch.equal(screened.best_index, plain.best_index)
+    assert torch.equal(screened.predict(), plain.predict())
+    np.testing.assert_array_equal(screened.best_index.numpy(), exact.argmin(1).numpy())
+    # both are float64 expansions (summed in another order): equal to its rounding
+    torch.testing.assert_close(screened.best_dist2, plain.best_dist2, rtol=1e-9, atol=1e-6)
+    assert not StreamingNN(q, dtype=torch.float32).screen

@@ -16,6 +16,16 @@ error is ~1e-16 relative (exact for integer-valued pixels: every term is an inte
 `KNeighborsClassifier(n_neighbors=1, algorithm="brute")` up to exact ties. `dtype=torch.float32`
 is available where speed matters more than exactness.
 
+Screening (default for float64: `screen=True`). The float64 product costs ~2x the float32 one
+on CPUs (and far more on most GPUs), so distances are first computed in float32 and float64
+decides only among the candidates float32 cannot tell apart: for a query q, every reference
+whose float32 distance lies within 2E of the block's float32 minimum, with the rigorous
+rounding bound E = (D + 4) * 2^-24 * 2 * (||q||^2 + 2 max_r ||r||^2) of the float32 expansion
+(any summation order, FMA or not). The true nearest reference is always among them (its float32
+distance is at most its exact one + E <= the float32 minimum + 2E), so the result, ties
+included, is that of the float64 search; candidates are few (typically 1-3 per query per
+block). Off where TF32 is enabled for CUDA matmuls (the bound does not hold there).
+
 Ties. The earliest reference (lowest global index) wins: within a block `min` returns the
 first minimal index, and across blocks a later reference replaces the current best only when
 it is strictly closer. This is what brute force does in practice (sklearn's ordering of exact
@@ -82,7 +92,7 @@ class StreamingNN:
 
     def __init__(self, queries: Tensor, device: str | torch.device = "cpu",
                  query_block: int = 4096, ref_block: int = 65536,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, screen: bool = True):
         if queries.dim() != 2 or queries.shape[0] == 0:
             raise ReproError(f"queries must be a non-empty (Q, D) tensor, got shape {tuple(queries.shape)}")
         if query_block < 1 or ref_block < 1:
@@ -95,6 +105,13 @@ class StreamingNN:
         self.ref_block = int(ref_block)
         self.queries = queries.to(device=self.device, dtype=dtype)  # (Q, D)
         self.query_norm2 = (self.queries * self.queries).sum(1)  # (Q,)
+        tf32 = self.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+        self.screen = bool(screen) and dtype == torch.float64 and not tf32
+        if self.screen:
+            self.queries32 = self.queries.float()  # (Q, D)
+            self.query_norm2_32 = self.query_norm2.float()  # (Q,)
+            # the float32 expansion's rounding bound per unit of ||q||^2 + 2 max ||r||^2
+            self._eps = 2.0 * (self.queries.shape[1] + 4) * 2.0 ** -24
         Q = self.queries.shape[0]
         self.best_dist2 = torch.full((Q,), float("inf"), dtype=dtype, device=self.device)
         self.best_index = torch.full((Q,), -1, dtype=torch.int64, device=self.device)
@@ -122,6 +139,8 @@ class StreamingNN:
         self.n_seen += R
 
     def _fold(self, r: Tensor, lab: Tensor, offset: int) -> None:
+        if self.screen:
+            return self._fold_screened(r, lab, offset)
         r_norm2 = (r * r).sum(1)  # (R_b,)
         r_t = r.t()
         Q = self.queries.shape[0]
@@ -132,6 +151,39 @@ class StreamingNN:
             vals, idx = block.min(dim=1)  # first minimal index on ties
             del block
             vals = (vals + self.query_norm2[qs:qe]).clamp_min_(0.0)
+            better = vals < self.best_dist2[qs:qe]  # strict: earlier references win ties
+            self.best_dist2[qs:qe] = torch.where(better, vals, self.best_dist2[qs:qe])
+            self.best_index[qs:qe] = torch.where(better, idx + offset, self.best_index[qs:qe])
+            self.best_label[qs:qe] = torch.where(better, lab[idx], self.best_label[qs:qe])
+
+    def _fold_screened(self, r: Tensor, lab: Tensor, offset: int) -> None:
+        """`_fold` with a float32 screen and a float64 decision (see the module docstring)."""
+        r_norm2 = (r * r).sum(1)  # (R_b,) float64
+        r32 = r.float()
+        r_norm2_32 = r_norm2.float()
+        r_t32 = r32.t()
+        r_max = float(r_norm2.max())
+        Q = self.queries.shape[0]
+        for qs in range(0, Q, self.query_block):
+            qe = min(qs + self.query_block, Q)
+            block = torch.addmm(r_norm2_32.unsqueeze(0), self.queries32[qs:qe], r_t32, alpha=-2.0)
+            vals32 = block.min(dim=1).values  # (B,) float32 minimum of ||r||^2 - 2 q.r
+            bound = self._eps * (self.query_norm2[qs:qe] + 2.0 * r_max)  # (B,) float64
+            thresh = (vals32.double() + 2.0 * bound).float()
+            thresh = torch.nextafter(thresh, torch.full_like(thresh, float("inf")))
+            qi, ri = (block <= thresh.unsqueeze(1)).nonzero(as_tuple=True)  # candidates
+            del block
+            # float64 distances of the candidates, the same expansion as the plain path
+            dots = (self.queries[qs + qi] * r[ri]).sum(1)
+            d64 = (r_norm2[ri] - 2.0 * dots + self.query_norm2[qs + qi]).clamp_min(0.0)
+            B = qe - qs
+            vals = torch.full((B,), float("inf"), dtype=d64.dtype, device=d64.device)
+            vals = vals.scatter_reduce(0, qi, d64, reduce="amin")
+            # lowest reference index among the candidates at the minimal distance
+            at_min = d64 == vals[qi]
+            R = r.shape[0]
+            idx = torch.full((B,), R, dtype=torch.int64, device=ri.device).scatter_reduce(
+                0, qi, torch.where(at_min, ri, torch.full_like(ri, R)), reduce="amin")
             better = vals < self.best_dist2[qs:qe]  # strict: earlier references win ties
             self.best_dist2[qs:qe] = torch.where(better, vals, self.best_dist2[qs:qe])
             self.best_index[qs:qe] = torch.where(better, idx + offset, self.best_index[qs:qe])
