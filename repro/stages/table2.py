@@ -36,7 +36,7 @@ from repro.eval.nearest import StreamingNN
 from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
 from repro.eval.supervised import SearchSpace, random_search
 from repro.published.protocol import (KNN, RAW, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED,
-                                      comparable, diff_lines)
+                                      Protocol, comparable, diff_lines)
 from repro.registry import MODELS
 from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
@@ -122,12 +122,15 @@ def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
 
 
 def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenance_dir: Path,
-           srcs: list[Source] | None = None, cell_prefix: str = "table2",
-           input_shape: tuple[int, int] | None = None) -> None:
+           srcs: list[Source] | None = None, cell_prefix: str | None = None,
+           input_shape: tuple[int, int] | None = None, protocol: Protocol = TABLE2) -> None:
     """`srcs`: the representations to probe (default: the section's `models`, from
     `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows);
     `input_shape`: (size, channels) the images are fitted to (default: the supervised
-    row's architecture, svhn32's 32x32 RGB)."""
+    row's architecture, svhn32's 32x32 RGB); `protocol`: any table declared with Table 2's
+    fields and columns (labelled draws, C by validation draws, test draws) runs here."""
+    table = protocol.table
+    cell_prefix = cell_prefix or table
     cfg: Table2Config = stage.section
     if stage.dry_run:
         cfg = _dry(cfg)
@@ -145,17 +148,17 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
     base = stage.protocol(dataset=cfg.dataset, n_pool=len(pool), n_valid=len(valid),
                           n_test=len(test), n_labels=n_labels, per_class=cfg.per_class,
                           test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn,
-                          evaluator=P.evaluator)
-    judge = _Judge(effective, deviations, cell_prefix == "table2")
+                          evaluator=protocol.evaluator)
+    judge = _Judge(protocol, effective, deviations, cell_prefix == table)
     metrics: dict[str, dict] = {}
     timings: dict[str, float] = {}
     missing: dict[str, str] = {}
     by_row: dict[str, list[dict]] = {}
     kinds: dict[str, Source] = {}
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
-        pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), "table2")
+        pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), table)
     if srcs is None:
-        srcs = sources(checkpoints, cfg.models, cfg.variants, "table2")
+        srcs = sources(checkpoints, cfg.models, cfg.variants, table)
     with feature_cache(stage) as cache:
         for src in srcs:
             if src.missing:
@@ -169,9 +172,9 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
     for row, results in by_row.items():
         metrics[f"{cell_prefix}/{row}/err@1000"] = _svm_cell(row, kinds[row], results, base, judge)
     for row, reason in missing.items():  # reported as not run, with why, never silently dropped
-        row_spec = P.row(row, cfg.models.get(row, row))
+        row_spec = protocol.row(row, cfg.models.get(row, row))
         metrics[f"{cell_prefix}/{row}/err@1000"] = not_run_cell(
-            reason, compares_to=f"table2/{row_spec.published}/err@1000" if row_spec.published
+            reason, compares_to=f"{table}/{row_spec.published}/err@1000" if row_spec.published
             else None, protocol={**base, "representation": row_spec.what})
     if cfg.knn:
         metrics[f"{cell_prefix}/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
@@ -179,7 +182,7 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
     if cfg.supervised.trials:
         rec = done.run("supervised_cnn", "", lambda: _timed(lambda: _supervised_cells(
             cfg, pool, valid, test, stage, base, judge)))
-        metrics.update({k.replace("table2/", f"{cell_prefix}/", 1): c
+        metrics.update({k.replace(f"{table}/", f"{cell_prefix}/", 1): c
                         for k, c in rec["cells"].items()})
         timings["supervised_cnn"] = rec["seconds"]
     write_metrics(metrics_path, metrics)
@@ -188,19 +191,21 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
                            reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
     for row, reason in missing.items():
-        print(f"table2: row {row} not run: {reason}")
+        print(f"{table}: row {row} not run: {reason}")
 
 
 class _Judge:
     """Comparability of Table 2's cells: the protocol diff of a row kind and column against
     the run's effective protocol (with per-row facts), and the deviations that go with it."""
 
-    def __init__(self, effective: dict, deviations: list[str], paper_rows: bool):
+    def __init__(self, protocol: Protocol, effective: dict, deviations: list[str],
+                 paper_rows: bool):
+        self.protocol, self.table = protocol, protocol.table
         self.effective, self.deviations, self.paper_rows = effective, deviations, paper_rows
 
     def __call__(self, kind: str, published: bool, column: str = "err@1000",
                  **facts) -> dict:
-        diff = P.diff(kind, column, {**self.effective, **facts})
+        diff = self.protocol.diff(kind, column, {**self.effective, **facts})
         return {"comparable": comparable(published and self.paper_rows, diff),
                 "protocol_diff": diff, "lines": diff_lines(diff)}
 
@@ -239,8 +244,8 @@ def _svm_cell(row: str, src: Source, results: list[dict], base: dict, judge: _Ju
     ckpt_devs = [d for r in results for d in r["ckpt_deviations"]]
     seeds = [r["seed"] for r in results if r["seed"] is not None]
     ckpt_dry = any(r["ckpt_dry_run"] for r in results)
-    spec = P.row(row, src.train_name)
-    compares_to = f"table2/{spec.published}/err@1000" if spec.published else None
+    spec = judge.protocol.row(row, src.train_name)
+    compares_to = f"{judge.table}/{spec.published}/err@1000" if spec.published else None
     what = getattr(src.module, "what", None) or spec.what
     std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
     j = judge(src.kind, compares_to is not None, checkpoint_dry_run=ckpt_dry)
@@ -273,7 +278,7 @@ def _knn_cell(cfg: Table2Config, pool, test, base: dict, judge: _Judge,
         errs.append(100.0 * (nn.predict().cpu() != test.labels).float().mean().item())
     j = judge(KNN, True)
     return metric_cell(errs, comparable=j["comparable"],
-                       compares_to=f"table2/{TABLE2_KNN.published}/err@1000",
+                       compares_to=f"{judge.table}/{TABLE2_KNN.published}/err@1000",
                        protocol={**base, "representation": TABLE2_KNN.what},
                        deviations=judge.deviations + j["lines"], protocol_diff=j["protocol_diff"],
                        n_labels=base["n_labels"], n_draws=len(errs))
@@ -295,12 +300,12 @@ def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: 
     row = TABLE2_SUPERVISED.published
     val, test_j = judge(SUPERVISED, True, "val_err@1000"), judge(SUPERVISED, False, "err@1000")
     return {  # the paper prints only the validation error of this row
-        f"table2/{row}/val_err@1000": metric_cell(
+        f"{judge.table}/{row}/val_err@1000": metric_cell(
             [best["val_err"]], comparable=val["comparable"],
-            compares_to=f"table2/{row}/val_err@1000", protocol=protocol,
+            compares_to=f"{judge.table}/{row}/val_err@1000", protocol=protocol,
             deviations=devs + val["lines"], protocol_diff=val["protocol_diff"],
             n_labels=base["n_labels"], all_trials=res["trials"], **extra),
-        f"table2/{row}/err@1000": metric_cell(
+        f"{judge.table}/{row}/err@1000": metric_cell(
             [best["test_err"]], comparable=False, compares_to=None,
             protocol=protocol, deviations=devs + test_j["lines"],
             protocol_diff=test_j["protocol_diff"], n_labels=base["n_labels"], **extra),
