@@ -132,6 +132,17 @@ def test_unit_mismatch_is_not_comparable(tmp_path: Path):
     assert row.verdict == NOT_COMPARABLE and "unit" in row.reason
 
 
+def test_protocol_diff_is_shown_on_the_not_comparable_row(tmp_path: Path):
+    cell = {**_cell(9.0, "table3/gan/err@50k", comparable=False),
+            "protocol_diff": [{"field": "n_samples", "paper": 50000, "run": 1000}]}
+    results = make_results(tmp_path, table3={"table3/gan/err@50k": cell})
+    out = (_cli(tmp_path) / "report.md").read_text()
+    line = next(ln for ln in out.splitlines() if ln.startswith("| GAN") and "50K" in ln)
+    assert "not comparable" in line
+    assert "differs from the paper's: n_samples 1,000 (paper 50,000)" in line
+    assert results.is_dir()
+
+
 def test_markdown_tables_and_sections(tmp_path: Path):
     make_results(tmp_path)
     md = (_cli(tmp_path, "--format", "md") / "report.md").read_text()

@@ -23,8 +23,9 @@ Inputs
 Verdicts (one per published cell; measured cells matched through `compares_to`)
 -------------------------------------------------------------------------------
 - "not run": no measured cell compares to it, or its value is null.
-- "not comparable": the measured cell says `comparable: false` (not the paper profile, not
-  real data, or a dry run), or its unit differs from the published unit.
+- "not comparable": the measured cell says `comparable: false` (derived from the protocol:
+  its `protocol_diff` names the fields that differ, e.g. not real data or a dry run), or its
+  unit differs from the published unit.
 - "reproduced": |measured - published| <= max(published pm, tolerance) (paper.yaml documents
   each tolerance).
 - "not reproduced": otherwise.

@@ -77,6 +77,10 @@ def fmt_protocol(row: Row) -> str:
     keys = [k for k in _PROTOCOL_FIRST if k in facts]
     keys += sorted(k for k in facts if k not in _PROTOCOL_FIRST)
     parts = [f"{k}={_fact(facts[k])}" for k in keys]
+    diff = getattr(row.measured.cell, "protocol_diff", None) if row.measured else None
+    if diff:  # what makes the cell not comparable, field by field (repro.published.protocol)
+        parts.insert(0, "differs from the paper's: " + ", ".join(
+            f"{d['field']} {_fact(d['run'])} (paper {_fact(d['paper'])})" for d in diff))
     if row.reason:
         parts.insert(0, row.reason)
     return "; ".join(parts) or "-"

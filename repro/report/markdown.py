@@ -20,8 +20,9 @@ RULES = (
     f"Verdicts: **{REPRODUCED}** when |measured - published| <= max(published ±, tolerance) "
     "(tolerances and their reasons: `repro/published/paper.yaml`; the measured std is shown "
     f"but does not widen the band); **{NOT_REPRODUCED}** otherwise; **{NOT_COMPARABLE}** when "
-    "the run did not follow the paper's protocol (`comparable: false`: not the paper profile, "
-    f"not real data, or a dry run) or reports another unit; **{NOT_RUN}** when no measured "
+    "the run did not follow the paper's protocol (`comparable: false`: a protocol field of "
+    "`repro/published/protocol.py` differs, named in the Protocol column, e.g. not real data "
+    f"or a dry run) or reports another unit; **{NOT_RUN}** when no measured "
     "cell compares to the published one."
 )
 
