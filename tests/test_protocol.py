@@ -169,3 +169,15 @@ def test_table3_missing_generator_is_not_run(tmp_path, monkeypatch):
     assert [d["field"] for d in cells["table3/real/err@50k"]["protocol_diff"]] == [
         "real_data", "dataset", "n_train", "n_test", "n_samples"]
     shutil.rmtree(tmp_path / "ckpts")
+
+
+def test_a_declared_row_fed_from_another_folder_stays_compared_and_names_the_move():
+    from repro.published.protocol import TABLE1, TABLE3
+
+    assert TABLE1.row("dcgan_l2svm", "imagenet32_small").published == "dcgan_l2svm"
+    assert TABLE1.source_diff("dcgan_l2svm", "imagenet32_small", "imagenet32") == [
+        {"field": "dcgan_l2svm.source", "paper": "imagenet32", "run": "imagenet32_small"}]
+    assert TABLE1.source_diff("dcgan_l2svm", "imagenet32", "imagenet32") == []
+    assert TABLE1.row("dcgan_l2svm", RAW).published is None  # another kind: a harness row
+    assert TABLE3.source_diff("gan", "gan_mlp", "mnist_cond")[0]["field"] == "gan.variant"
+    assert TABLE1.source_diff("extra_row", "x", None) == []

@@ -69,13 +69,23 @@ class Protocol:
         raise ReproError(f"{self.table} protocol has no field {name!r}")
 
     def row(self, row_id: str, source: str) -> Row:
-        """The declared row, or a harness row for an id the protocol does not declare
-        (a profile may add rows: raw pixels again, another checkpoint folder)."""
-        if row_id in self.rows and (self.rows[row_id].source or self.rows[row_id].kind) == source:
-            return self.rows[row_id]
+        """The declared row (when `source` is of its kind), or a harness row for an id the
+        protocol does not declare (a profile may add rows: raw pixels again, another folder)."""
         kind = source if source in (RAW, KMEANS) else CHECKPOINT
+        if row_id in self.rows and self.rows[row_id].kind == kind:
+            return self.rows[row_id]
         return Row(kind, {RAW: "harness baseline: raw pixels", KMEANS: "K-means features (harness)"}
                    .get(source, f"{source} checkpoint (a harness row)"), source=source)
+
+    def source_diff(self, row_id: str, source: str, variant: str | None) -> list[dict[str, Any]]:
+        """A declared checkpoint row fed from another folder or variant than the protocol's
+        says so (the fields `source` and `variant` of that row)."""
+        row = self.rows.get(row_id)
+        if row is None or row.kind != CHECKPOINT:
+            return []
+        return [{"field": f"{row_id}.{name}", "paper": want, "run": got}
+                for name, want, got in (("source", row.source, source),
+                                        ("variant", row.variant, variant)) if want != got]
 
     def diff(self, kind: str, column: str, run: Mapping[str, Any]) -> list[dict[str, Any]]:
         """[{field, paper, run}] for every field that applies to (kind, column) and whose run

@@ -148,7 +148,8 @@ def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
         info = facts[row]
         ckpt = info.pop("ckpt")
         selection = info.pop("val_acc_by_C")
-        spec = P.row(row, info.pop("source"))
+        source = info.pop("source")
+        spec = P.row(row, source)
         what = info.pop("what") or spec.what
         kind = info.pop("kind")
         published = spec.published is not None and cell_prefix == "table1"
@@ -162,7 +163,8 @@ def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
                      "pretraining_data": ckpt.get("dataset", info["pretraining_data"]),
                      "variant": ckpt.get("variant")}
         protocol = {**base, **info, "representation": what}
-        diffs = {col: P.diff(kind, col, run_facts) for col in P.columns}
+        moved = P.source_diff(row, source, cfg.variants.get(row))
+        diffs = {col: P.diff(kind, col, run_facts) + moved for col in P.columns}
         flat = [a for per_run in r["acc@400pc"] for a in per_run]
         metrics[f"{cell_prefix}/{row}/acc"] = metric_cell(
             r["acc"], seeds=r["seeds"], comparable=comparable(published, diffs["acc"]),

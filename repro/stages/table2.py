@@ -204,8 +204,8 @@ class _Judge:
         self.effective, self.deviations, self.paper_rows = effective, deviations, paper_rows
 
     def __call__(self, kind: str, published: bool, column: str = "err@1000",
-                 **facts) -> dict:
-        diff = self.protocol.diff(kind, column, {**self.effective, **facts})
+                 moved: list[dict] = (), **facts) -> dict:
+        diff = self.protocol.diff(kind, column, {**self.effective, **facts}) + list(moved)
         return {"comparable": comparable(published and self.paper_rows, diff),
                 "protocol_diff": diff, "lines": diff_lines(diff)}
 
@@ -248,7 +248,8 @@ def _svm_cell(row: str, src: Source, results: list[dict], base: dict, judge: _Ju
     compares_to = f"{judge.table}/{spec.published}/err@1000" if spec.published else None
     what = getattr(src.module, "what", None) or spec.what
     std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
-    j = judge(src.kind, compares_to is not None, checkpoint_dry_run=ckpt_dry)
+    j = judge(src.kind, compares_to is not None, checkpoint_dry_run=ckpt_dry,
+              moved=judge.protocol.source_diff(row, src.train_name, src.expect_variant))
     return metric_cell(
         errs, seeds=seeds, comparable=j["comparable"],
         compares_to=compares_to,

@@ -154,8 +154,8 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
     if not data_real:
         deviations.append(f"not real data: {cfg.dataset} ({test.source})")
 
-    def judged(row: str, kind: str, col: str, **facts) -> dict:
-        diff = P.diff(kind, f"err@{col}", {**effective, **facts})
+    def judged(row: str, kind: str, col: str, moved: list[dict] = (), **facts) -> dict:
+        diff = P.diff(kind, f"err@{col}", {**effective, **facts}) + list(moved)
         published = row in P.rows and P.rows[row].published is not None
         return {"comparable": comparable(published, diff), "protocol_diff": diff,
                 "deviations": deviations + diff_lines(diff)}
@@ -216,7 +216,8 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
         for col, values in runs.items():
             n = cfg.n_samples[col]
             j = judged(row, CHECKPOINT, col, n_samples=n,
-                       checkpoint_dry_run=bool(ckpt.get("dry_run")))
+                       checkpoint_dry_run=bool(ckpt.get("dry_run")),
+                       moved=P.source_diff(row, train_name, cfg.variants[row]))
             metrics[f"table3/{row}/err@{col}"] = metric_cell(
                 values, seeds=seeds, comparable=j["comparable"],
                 protocol={**base_protocol, "n_samples": n, "generator": train_name,
