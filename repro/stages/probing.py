@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -24,7 +24,8 @@ KMeansConfig = KMeansSettings  # Table 1's `kmeans:` section is the recipe's set
 from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import AUTHORS_C_GRID, CHECKPOINT, KMEANS, RAW, Protocol
-from repro.stages.common import Stage
+from repro.stages.common import Stage, not_run_cell
+from repro.stages.rows import FinishedRows, fingerprint
 from repro.utils.io import read_json
 
 
@@ -185,6 +186,41 @@ def _module_features(source: Source, images: dict[str, torch.Tensor], cfg: Featu
                           settings=cfg.settings(), device=device, cache_dir=cache,
                           label=f"{source.row}_probe")
     return Features(sets, None, m.data_source, None, m.widest_layer, m.feature_dim)
+
+
+def probe_rows(stage: Stage, srcs: list[Source], done: FinishedRows,
+               compute: Callable[[Source, Path], dict]):
+    """The row loop of every probe table (one contract): `compute(src, cache)` for each source
+    with an input, reusing rows finished by an earlier run; a source without one is collected
+    with its reason, never probed. -> (row -> [(source, record)], row -> reason, timings)."""
+    by_row: dict[str, list[tuple[Source, dict]]] = {}
+    missing: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    with feature_cache(stage) as cache:
+        for src in srcs:
+            if src.missing:
+                missing[src.row] = src.missing
+                continue
+            rec = done.run(src.key, fingerprint(src.path),
+                           lambda src=src: compute(src, Path(cache)))
+            by_row.setdefault(src.row, []).append((src, rec))
+            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
+    return by_row, missing, timings
+
+
+def not_run_cells(protocol: Protocol, missing: dict[str, str], models: dict[str, str],
+                  base: dict, prefix: str, columns: dict[str, str]) -> dict[str, dict]:
+    """Each missing row's cells (`columns`: column -> unit), with the reason, compared with
+    the published row it stands for."""
+    out = {}
+    for row, reason in missing.items():
+        spec = protocol.row(row, models.get(row, row))
+        for col, unit in columns.items():
+            out[f"{prefix}/{row}/{col}"] = not_run_cell(
+                reason, unit=unit, protocol={**base, "representation": spec.what},
+                compares_to=f"{protocol.table}/{spec.published}/{col}" if spec.published else None)
+        print(f"{protocol.table}: row {row} not run: {reason}")
+    return out
 
 
 def feature_cache(stage: Stage) -> tempfile.TemporaryDirectory:

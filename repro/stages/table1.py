@@ -32,11 +32,11 @@ from repro.config import Section
 from repro.data.fit import Fit
 from repro.errors import cli_errors
 from repro.eval.probe import choose_C, split_off, svm_draws
-from repro.published.protocol import KMEANS, RAW, TABLE1, comparable, diff_lines
-from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
+from repro.published.protocol import KMEANS, TABLE1, comparable, diff_lines
+from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
-from repro.stages.probing import (FeatureConfig, KMeansConfig, Source, SvmConfig, feature_cache,
-                                  features, load_split, rows_of, sources)
+from repro.stages.probing import (FeatureConfig, KMeansConfig, Source, SvmConfig, features,
+                                  load_split, not_run_cells, probe_rows, rows_of, sources)
 from repro.utils.io import write_metrics
 
 P = TABLE1  # the paper's protocol of this table (repro.published.protocol): the defaults below
@@ -116,33 +116,26 @@ def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
                           n_train=len(train), n_test=len(test), solver=cfg.svm.solver,
                           bn=cfg.features.bn, C_grid=list(cfg.svm.C_grid), evaluator=P.evaluator)
     runs: dict[str, dict[str, list]] = {}
-    timings: dict[str, float] = {}
     facts: dict[str, dict] = {}
-    missing: dict[str, str] = {}
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         train.images, train.labels, test.images, test.labels)), "table1")
     if srcs is None:
         srcs = sources(checkpoints, cfg.models, cfg.variants, "table1")
-    with feature_cache(stage) as cache:
-        for src in srcs:
-            if src.missing:
-                missing[src.row] = src.missing
-                continue
-            rec = done.run(src.key, fingerprint(src.path), lambda src=src: _probe_row(
-                src, cfg, stage, images, (y_train, y_test), (rest, val), Path(cache)))
-            r = runs.setdefault(src.row, {"acc": [], "acc@400pc": [], "seeds": []})
-            r["acc"].append(rec["acc"])
-            r["acc@400pc"].append(rec["acc@400pc"])
-            if rec["seed"] is not None:
-                r["seeds"].append(rec["seed"])
-            facts.setdefault(src.row, {
-                "feature_dim": rec["feature_dim"], "widest_layer": rec["widest_layer"],
-                "pretraining_data": rec["data_source"], "checkpoint_source": rec["checkpoint_source"],
-                "C": [], "ckpt": rec["ckpt"], "kind": src.kind, "source": src.train_name,
-                "what": getattr(src.module, "what", None)})
-            facts[src.row].setdefault("val_acc_by_C", []).append(rec["val_acc_by_C"])
-            facts[src.row]["C"].append(rec["C"])
-            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
+    by_row, missing, timings = probe_rows(stage, srcs, done, lambda src, cache: _probe_row(
+        src, cfg, stage, images, (y_train, y_test), (rest, val), cache))
+    for src, rec in (sr for recs in by_row.values() for sr in recs):  # pooled by row
+        r = runs.setdefault(src.row, {"acc": [], "acc@400pc": [], "seeds": []})
+        r["acc"].append(rec["acc"])
+        r["acc@400pc"].append(rec["acc@400pc"])
+        if rec["seed"] is not None:
+            r["seeds"].append(rec["seed"])
+        facts.setdefault(src.row, {
+            "feature_dim": rec["feature_dim"], "widest_layer": rec["widest_layer"],
+            "pretraining_data": rec["data_source"], "checkpoint_source": rec["checkpoint_source"],
+            "C": [], "ckpt": rec["ckpt"], "kind": src.kind, "source": src.train_name,
+            "what": getattr(src.module, "what", None)})
+        facts[src.row].setdefault("val_acc_by_C", []).append(rec["val_acc_by_C"])
+        facts[src.row]["C"].append(rec["C"])
     metrics = {}
     for row, r in runs.items():
         info = facts[row]
@@ -184,20 +177,14 @@ def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
             unit="units", protocol=protocol, deviations=diff_lines(diffs["max_features"]),
             compares_to=f"table1/{target}/max_features" if spec.published else None,
             protocol_diff=diffs["max_features"])
-    for row, reason in missing.items():  # reported as not run, with why, never silently dropped
-        spec = P.row(row, cfg.models.get(row, row))
-        for col in P.columns:
-            metrics[f"{cell_prefix}/{row}/{col}"] = not_run_cell(
-                reason, compares_to=f"table1/{spec.published}/{col}" if spec.published else None,
-                protocol={**base, "representation": spec.what},
-                unit="units" if col == "max_features" else "%")
+    # reported as not run, with why, never silently dropped
+    metrics.update(not_run_cells(P, missing, cfg.models, base, cell_prefix,
+                                 {"acc": "%", "acc@400pc": "%", "max_features": "units"}))
     write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            missing_rows=missing,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
-    for row, reason in missing.items():
-        print(f"table1: row {row} not run: {reason}")
 
 
 def _probe_row(src, cfg: Table1Config, stage: Stage, images: dict, y: tuple, split: tuple,

@@ -35,13 +35,13 @@ from repro.errors import cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
 from repro.eval.supervised import SearchSpace, random_search
-from repro.published.protocol import (KNN, RAW, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED,
+from repro.published.protocol import (KNN, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED,
                                       Protocol, comparable, diff_lines)
 from repro.registry import MODELS
-from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
+from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
-from repro.stages.probing import (FeatureConfig, Source, SvmConfig, feature_cache, features,
-                                  load_split, rows_of, sources)
+from repro.stages.probing import (FeatureConfig, Source, SvmConfig, features, load_split,
+                                  not_run_cells, probe_rows, rows_of, sources)
 from repro.utils.io import write_metrics
 
 P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the defaults below
@@ -151,31 +151,18 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
                           evaluator=protocol.evaluator)
     judge = _Judge(protocol, effective, deviations, cell_prefix == table)
     metrics: dict[str, dict] = {}
-    timings: dict[str, float] = {}
-    missing: dict[str, str] = {}
-    by_row: dict[str, list[dict]] = {}
-    kinds: dict[str, Source] = {}
     done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
         pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), table)
     if srcs is None:
         srcs = sources(checkpoints, cfg.models, cfg.variants, table)
-    with feature_cache(stage) as cache:
-        for src in srcs:
-            if src.missing:
-                missing[src.row] = src.missing
-                continue
-            rec = done.run(src.key, fingerprint(src.path), lambda src=src: _svm_row(
-                src, cfg, stage, images, y, size, Path(cache)))
-            by_row.setdefault(src.row, []).append(rec)
-            kinds[src.row] = src
-            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
-    for row, results in by_row.items():
-        metrics[f"{cell_prefix}/{row}/err@1000"] = _svm_cell(row, kinds[row], results, base, judge)
-    for row, reason in missing.items():  # reported as not run, with why, never silently dropped
-        row_spec = protocol.row(row, cfg.models.get(row, row))
-        metrics[f"{cell_prefix}/{row}/err@1000"] = not_run_cell(
-            reason, compares_to=f"{table}/{row_spec.published}/err@1000" if row_spec.published
-            else None, protocol={**base, "representation": row_spec.what})
+    by_row, missing, timings = probe_rows(stage, srcs, done, lambda src, cache: _svm_row(
+        src, cfg, stage, images, y, size, cache))
+    for row, recs in by_row.items():
+        metrics[f"{cell_prefix}/{row}/err@1000"] = _svm_cell(
+            row, recs[-1][0], [rec for _, rec in recs], base, judge)
+    # reported as not run, with why, never silently dropped
+    metrics.update(not_run_cells(protocol, missing, cfg.models, base, cell_prefix,
+                                 {"err@1000": "%"}))
     if cfg.knn:
         metrics[f"{cell_prefix}/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
             cfg, pool, test, base, judge, stage.device))
@@ -190,8 +177,6 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
     stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
                            reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
-    for row, reason in missing.items():
-        print(f"{table}: row {row} not run: {reason}")
 
 
 class _Judge:
