@@ -34,7 +34,10 @@ PAPER_BATCH = {"svhn32": 64, "imagenet32": 128, "mnist_cond": 128, "lsun64_small
 NAMES = ("train", "svm", "nn", "stream", "features")
 
 SIZES = {
-    "quick": dict(train_batch=32, train_steps=4, train_warmup=2, repeats=1, svm_n=[500],
+    # train_repeats: interleaved (ours, tutorial) pairs whose medians give the training ratio;
+    # one pair is noise on a shared machine, three give a median
+    "quick": dict(train_batch=32, train_steps=4, train_warmup=2, repeats=1, train_repeats=3,
+                  svm_n=[500],
                   svm_test=500, nn_refs=5000, nn_queries=1000, stream_samples=5000,
                   stream_queries=1000, features_n=1000),
     "cpu": dict(train_batch=None, train_steps=12, train_warmup=3, repeats=2, svm_n=[5000],
@@ -76,6 +79,8 @@ def run(args: argparse.Namespace) -> dict:
         val = getattr(args, key, None)
         if val is not None:
             sizes[key] = val
+    if args.repeats is not None:
+        sizes["train_repeats"] = args.repeats
     names, only_variants = _selected(args.only)
     fast = {}
     if device.type == "cuda" and not args.no_fast:
@@ -109,7 +114,8 @@ def run(args: argparse.Namespace) -> dict:
         for v in only_variants or args.variants or VARIANTS:
             batch = sizes["train_batch"] or PAPER_BATCH.get(v, 128)
             record(f"train/{v}", lambda v=v, batch=batch: bench_train(
-                v, device, batch, sizes["train_steps"], sizes["train_warmup"], sizes["repeats"],
+                v, device, batch, sizes["train_steps"], sizes["train_warmup"],
+                sizes.get("train_repeats") or sizes["repeats"],
                 ref_workers, fast, peak=peak))
     if "svm" in names:
         for n in sizes["svm_n"]:
