@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+import yaml
 
 from repro.errors import ReproError
 from repro.probe import Probed, main
@@ -69,7 +70,10 @@ def test_table1_and_table3_protocols_in_process(weights, tmp_path, monkeypatch):
     cells = _cells(out, "table3")
     assert {"probe/table3/yours/err@50k", "probe/table3/yours/err@10m",
             "probe/table3/real/err@50k"} == set(cells)
-    assert cells["probe/table3/yours/err@10m"]["protocol"]["n_samples"] == 10_000
+    # --profile smoke: the sample count is the smoke profile's, not the paper's 10M
+    smoke = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
+    assert cells["probe/table3/yours/err@10m"]["protocol"]["n_samples"] == \
+        smoke["table3"]["n_samples"]["10m"]
     assert "Real Data (paper)" in (out / "probe_table3.md").read_text()
 
 
