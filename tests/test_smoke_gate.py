@@ -20,7 +20,9 @@ PROFILE = {"train": {"a": {"seeds": [0], "epochs": 1}, "b": {"seeds": [0], "lr":
 
 def test_profile_edits():
     assert with_seed(3)(PROFILE)["train"]["a"]["seeds"] == [3]
-    assert with_seed(3)(PROFILE)["table3"] == {"dataset": "x"}
+    edited = with_seed(3)(PROFILE)
+    assert edited["table3"] == {"dataset": "x", "seed": 3}
+    assert edited["table2"]["supervised"]["seed"] == 3 and edited["figures"]["judge_seed"] == 3
     scaled = with_lr_scale(2.5)(PROFILE)["train"]
     assert scaled["a"]["lr"] == pytest.approx(0.0005)  # the trainer's default 2e-4, x 2.5
     assert scaled["b"]["lr"] == pytest.approx(0.0025)

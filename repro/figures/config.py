@@ -87,6 +87,9 @@ class ArithmeticConfig(_Part):
 
 
 class FiguresConfig(Section):
+    # Offsets every seed of the judges (window detector, attribute classifier) and of the real
+    # images they are fitted on, so the drift gate's seed sweep varies them too.
+    judge_seed: int = 0
     model: str = "lsun64"  # train.<model> section whose checkpoints are drawn
     variant: str = "lsun64"  # the variant those checkpoints must hold
     dataset: str = "lsun_bedroom"  # the model's training data (memorisation, guided backprop)

@@ -6,7 +6,8 @@
     python -m repro.report.smoke_gate --keep DIR      # leave the run in DIR (CI reuses it)
 
 The baseline (`<paths.baselines>/smoke.json`, params.yaml) is made from the smoke pipeline run
-once per seed in `SEEDS` (every training seed of the profile set to that seed). It stores, per
+once per seed in `SEEDS` (every training seed and every protocol seed of the profile set to
+that seed: `with_seed`). It stores, per
 cell, the reference seed's value, the values of all seeds, their spread and a tolerance:
 
     tol = K x s   (K = 4; s = sample standard deviation over the seeds),
@@ -49,7 +50,7 @@ K = 4.0
 REL_FLOOR = 1e-6
 THREADS = 2
 RULE = ("tol = 4 x s, s the sample std of the cell over the smoke pipeline run once per seed "
-        "in `seeds` (every training seed set to it), at least 1e-6 x max(1, |value|); exact "
+        "in `seeds` (every training and protocol seed set to it), at least 1e-6 x max(1, |value|); exact "
         "(tol 0) on the platform whose fingerprint made the baseline")
 # Sharpness caps: the widest tolerance a cell may have, by unit. Wider means the smoke run
 # cannot tell a change from seed noise in that cell.
@@ -59,14 +60,31 @@ REL_CAP = 0.15  # other units: relative to the cell's magnitude
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
 
+# The seeds of the smoke protocol besides the training seeds (the `seeds` lists): label
+# draws and splits, K-means, the supervised search, Table 3's real-image subsets, the figure
+# judges. The sweep varies them all, so a cell that no training seed moves still gets a spread.
+PROTOCOL_SEEDS = {"table1": "seed", "table1.kmeans": "seed", "table2": "seed",
+                  "table2.supervised": "seed", "table3": "seed", "figures": "judge_seed"}
+
+
 def with_seed(seed: int) -> Edit:
-    """A profile edit that sets every `seeds` list (the training seeds) to [seed]."""
+    """A profile edit that sets every training seed list to [seed] and every protocol seed
+    (PROTOCOL_SEEDS) to seed."""
     def edit(node: Any) -> Any:
         if isinstance(node, dict):
             return {k: [seed] if k == "seeds" and isinstance(v, list) else edit(v)
                     for k, v in node.items()}
         return node
-    return edit
+
+    def apply(profile: dict[str, Any]) -> dict[str, Any]:
+        out = edit(profile)
+        for path, key in PROTOCOL_SEEDS.items():
+            node = out
+            for part in path.split("."):
+                node = node.setdefault(part, {})
+            node[key] = seed
+        return out
+    return apply
 
 
 def with_lr_scale(factor: float) -> Edit:
@@ -88,10 +106,11 @@ def _pin_threads() -> None:
 
 def metrics_values(metrics: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """A metrics folder -> ({'<file>/<cell>': value}, {'<file>/<cell>': unit})."""
-    values = drift.current_values(metrics)
-    units = {f"{stem}/{cid}": cell.unit for stem, cells in
-             drift.read_metrics_dir(metrics).items() for cid, cell in cells.items()}
-    return values, units
+    cells = {f"{stem}/{cid}": cell for stem, file_cells in drift.read_metrics_dir(metrics).items()
+             for cid, cell in file_cells.items()}
+    if not cells:
+        raise ReproError(f"no metrics in {metrics}; the smoke pipeline wrote none")
+    return ({k: c.value for k, c in cells.items()}, {k: c.unit for k, c in cells.items()})
 
 
 def run_smoke(repo: Path, dest: Path, edit: Edit | None = None) -> Path:

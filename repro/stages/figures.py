@@ -118,7 +118,8 @@ class Figures:
                                                   dataset_spec(cfg.dataset).image_size)
             self.detector = None  # trained per seed on the annotated samples (see windows_fig)
             return
-        data = self.load(cfg.dataset, cfg.split, w.detector_images + w.detector_test, seed=1)
+        data = self.load(cfg.dataset, cfg.split, w.detector_images + w.detector_test,
+                         seed=1 + self.cfg.judge_seed)
         if "window" not in data.masks:
             if not self.stage.dry_run:
                 raise ReproError(f"{cfg.dataset} has no window masks; set figures.windows.annotations "
@@ -129,19 +130,20 @@ class Figures:
         n_fit = w.detector_images
         x, m = u8_to01(data.images), data.masks["window"][:, None]
         self.detector = nets.fit(nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps, 32,
-                                 0, self.dev, "window detector", lr=nets.SEGMENTER_LR, balance=True)
+                                 self.cfg.judge_seed, self.dev, "window detector", lr=nets.SEGMENTER_LR, balance=True)
         truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
         pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
         self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")
 
     def _attribute_classifier(self) -> None:
         a = self.cfg.arithmetic
-        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2)
-        test_set = self.load(a.dataset, a.test_split, a.max_test, seed=2)
+        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2 + self.cfg.judge_seed)
+        test_set = self.load(a.dataset, a.test_split, a.max_test, seed=2 + self.cfg.judge_seed)
         x_fit, y_fit = self._attributes(fit_set, a.split, a.max_images)
         x_test, y_test = self._attributes(test_set, a.test_split, a.max_test)
         self.attr_net = nets.fit(nets.AttributeNet(len(a.attributes)), x_fit, y_fit,
-                                 a.classifier_steps, 64, 0, self.dev, "attribute classifier")
+                                 a.classifier_steps, 64, self.cfg.judge_seed, self.dev,
+                                 "attribute classifier")
         pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
         self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
         self.attr_source = fit_set.source
@@ -154,9 +156,10 @@ class Figures:
             from repro.data.supplied import load_celeba_attributes
 
             d = self.stage.params.data
-            y, names = load_celeba_attributes(split, root=d.root, search=d.search, max_images=n, seed=2)
+            y, names = load_celeba_attributes(split, root=d.root, search=d.search, max_images=n,
+                                                   seed=2 + self.cfg.judge_seed)
         elif self.stage.dry_run:  # stand-in images: random labels exercise the code path
-            g = torch.Generator().manual_seed(3)
+            g = torch.Generator().manual_seed(3 + self.cfg.judge_seed)
             y, names = torch.randint(0, 2, (len(data), len(a.attributes)), generator=g), list(a.attributes)
         else:
             raise ReproError(f"no attribute labels for {a.dataset!r}; use synth_rooms or celeba")

@@ -51,6 +51,7 @@ class Table3Config(Section):
     train_split: str = "train"
     test_split: str = "test"
     max_train: PositiveInt | None = None  # real training images for the "Real Data" row
+    seed: int = 0  # which real images a max_train / max_test subset takes
     max_test: PositiveInt | None = None
     # row id in the published registry -> train.<name> section whose checkpoints it uses
     models: dict[str, str] = Field(default_factory=lambda: {
@@ -137,8 +138,8 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
                          f"valid names: {', '.join(PAPER_SAMPLES)}")
     d = stage.params.data
     load = dict(root=d.root, download=d.download, search=d.search, dry_run=stage.dry_run)
-    test = load_dataset(cfg.dataset, cfg.test_split, max_images=cfg.max_test, seed=0, **load)
-    train = load_dataset(cfg.dataset, cfg.train_split, max_images=cfg.max_train, seed=0, **load)
+    test = load_dataset(cfg.dataset, cfg.test_split, max_images=cfg.max_test, seed=cfg.seed, **load)
+    train = load_dataset(cfg.dataset, cfg.train_split, max_images=cfg.max_train, seed=cfg.seed, **load)
     # The 1-NN protocol compares 28x28 grey digits.
     test = stage.fit(test, 28, 1, cfg.fit)
     train = stage.fit(train, 28, 1, cfg.fit)
