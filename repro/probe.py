@@ -18,7 +18,8 @@
   `--profile NAME` takes the sizes of `experiments/NAME.yaml`'s section (default: the paper's
   protocol itself); `--dataset NAME` any registered dataset.
 
-Writes `<out>/metrics/probe_<table>.json` (the shared metrics schema; cells
+Writes `<out>/metrics/probe_<table>.json` and its sibling `probe_<table>.cells.json` (the
+shared metrics schema, repro.utils.io.read_cells reads them; cells
 `probe/<table>/<row>/<column>`, each with its `protocol_diff` against the paper's protocol),
 `<out>/provenance/probe_<table>.json` and `<out>/probe_<table>.md`, the user's rows beside the
 paper's published rows of that table.
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -45,7 +45,7 @@ from repro.published.protocol import RAW, get_protocol
 from repro.stages.common import Stage
 from repro.stages.probing import Source
 from repro.utils.device import resolve_device
-from repro.utils.io import atomic_path
+from repro.utils.io import atomic_path, read_cells
 
 GRID = 4  # each feature layer max-pooled to a GRID x GRID grid (the paper's recipe)
 
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
         _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
     else:
         _probe_generator(args, stage, metrics_path, out, prefix)
-    metrics = json.loads(metrics_path.read_text())
+    metrics = read_cells(metrics_path)
     sizes = f"profile `{args.profile}`" if args.profile else "the paper's"
     header = (f"Protocol `{protocol}` on `{cfg.dataset}` (sizes: {sizes}); "
               f"model `{args.discriminator or args.generator}` with weights `{args.weights}`. "

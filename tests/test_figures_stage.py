@@ -15,6 +15,7 @@ from repro.figures import annotate
 from repro.stages import figures as stage
 from repro.train.config import TrainConfig
 from repro.train.trainer import GANTrainer
+from repro.utils.io import read_cells
 
 FIGURES = {
     "model": "lsun64", "variant": "lsun64_small", "dataset": "synth_rooms", "split": "train",
@@ -56,7 +57,7 @@ def test_stage_end_to_end(checkpoints, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     stage.main(["--checkpoints", str(checkpoints), "--metrics", "m/figures.json",
                 "--figures", "f", "--provenance", "p"])
-    metrics = json.loads((tmp_path / "m/figures.json").read_text())
+    metrics = read_cells(tmp_path / "m/figures.json")
     names = {p.name for p in (tmp_path / "f").glob("*.png")}
     for fig in ("fig2_", "fig3_", "fig4_", "fig5_", "fig6_", "fig7_", "fig8_"):
         assert any(n.startswith(fig) for n in names), fig
@@ -107,7 +108,7 @@ def test_stage_with_a_hand_made_annotation_file(checkpoints, tmp_path, monkeypat
         monkeypatch.setattr(stage.Figures, name, lambda *a, **k: None)
     monkeypatch.setattr(editing, "arithmetic_fig", lambda *a, **k: None)
     stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p")
-    metrics = json.loads((tmp_path / "m.json").read_text())
+    metrics = read_cells(tmp_path / "m.json")
     facts = metrics["fig6/window_removal/n_dropped_maps"]["protocol"]
     assert facts["n_boxes"] == 11 and "hand-drawn" in facts["boxes_from"]
     assert "fig6/window_detector/accuracy" not in metrics

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from repro.scratch import run_pipeline
+from repro.utils.io import read_cells
 
 from conftest import REPO
 
@@ -17,7 +18,7 @@ TABLE3_CELLS = {"table3/real/err@50k", "table3/dcgan/err@50k", "table3/dcgan/err
 
 
 def _check_outputs(out, profile):
-    metrics = json.loads((out / "results/metrics/table3_mnist_nn.json").read_text())
+    metrics = read_cells(out / "results/metrics/table3_mnist_nn.json")
     assert set(metrics) == TABLE3_CELLS
     for cell in metrics.values():
         assert 0.0 <= cell["value"] <= 100.0
@@ -27,7 +28,7 @@ def _check_outputs(out, profile):
     for name, rows in (("table1_cifar10", {"dcgan_l2svm", "kmeans_1layer", "raw_pixels"}),
                        ("table2_svhn", {"dcgan_l2svm", "dcgan_authors", "raw_pixels", "knn",
                                         "supervised_cnn"})):
-        cells = json.loads((out / f"results/metrics/{name}.json").read_text())
+        cells = read_cells(out / f"results/metrics/{name}.json")
         assert {c.split("/")[1] for c in cells} == rows
         for cell in cells.values():
             assert cell["comparable"] is False or cell["unit"] == "units"

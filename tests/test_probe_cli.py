@@ -15,6 +15,7 @@ import yaml
 
 from repro.errors import ReproError
 from repro.probe import Probed, main
+from repro.utils.io import read_cells
 
 from conftest import REPO
 import probe_toy
@@ -28,7 +29,7 @@ def weights(tmp_path):
 
 
 def _cells(out, table):
-    return json.loads((out / "metrics" / f"probe_{table}.json").read_text())
+    return read_cells(out / "metrics" / f"probe_{table}.json")
 
 
 def test_table2_protocol_end_to_end_as_a_command(weights, tmp_path):

@@ -8,6 +8,7 @@ not valid JSON or does not follow the schema raises ReproError naming the file a
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repro.errors import ReproError
 from repro.utils.finite import nonfinite
-from repro.utils.io import PARTIAL_SUFFIX
+from repro.utils.io import cells_path, is_numbers_file, read_metrics_pair
 
 
 class MeasuredCell(BaseModel):
@@ -104,16 +105,38 @@ def parse_metrics(data: Any, where: str) -> dict[str, MeasuredCell]:
     return cells
 
 
-def read_metrics_dir(directory: Path) -> dict[str, dict[str, MeasuredCell]]:
-    """file stem -> cells, for every *.json in `directory` (empty if it does not exist)."""
+@dataclass(frozen=True)
+class MetricsFile:
+    """One metrics file pair: its cells and who wrote it (stage, git, params_hash; may be {})."""
+
+    cells: dict[str, MeasuredCell]
+    written_by: dict[str, Any]
+
+
+def parse_metrics_pair(numbers_text: str, cells_text: str | None, where: str) -> MetricsFile:
+    """A numbers file and its sibling (repro.utils.io.read_metrics_pair), validated."""
+    cells, written_by = read_metrics_pair(numbers_text, cells_text, where)
+    return MetricsFile(parse_metrics(cells, where), written_by)
+
+
+def read_metrics_files(directory: Path) -> dict[str, MetricsFile]:
+    """file stem -> metrics file pair, for every numbers file in `directory` (empty if none)."""
     directory = Path(directory)
     if not directory.is_dir():
         return {}
+    out = {}
     # an interrupted table stage's finished rows are not metrics (repro.stages.rows)
-    return {
-        path.stem: parse_metrics(parse_json(path.read_text(), str(path)), str(path))
-        for path in sorted(directory.glob("*.json")) if not path.name.endswith(PARTIAL_SUFFIX)
-    }
+    for path in sorted(p for p in directory.glob("*.json") if is_numbers_file(p)):
+        sibling = cells_path(path)
+        out[path.stem] = parse_metrics_pair(
+            path.read_text(), sibling.read_text() if sibling.is_file() else None, str(path))
+    return out
+
+
+def read_metrics_dir(directory: Path) -> dict[str, dict[str, MeasuredCell]]:
+    """file stem -> cells, for every metrics file in `directory` (empty if it does not exist).
+    The one reader of metrics cells: the report, --compare and the drift gate all use it."""
+    return {stem: f.cells for stem, f in read_metrics_files(directory).items()}
 
 
 def read_provenance_dir(directory: Path) -> dict[str, Provenance]:

@@ -23,7 +23,7 @@ from repro.config import Params, config_hash, load_params, load_section, PARAMS_
 from repro.data.base import ImageSet
 from repro.data.fit import Fit, fit_to
 from repro.utils.device import describe, resolve_device
-from repro.utils.io import write_json
+from repro.utils.io import write_json, write_metrics
 from repro.utils.platform import fingerprint
 from repro.utils.provenance import git_revision, library_versions
 
@@ -72,6 +72,13 @@ class Stage:
         if self.dry_run:
             out.append("dry run: a few steps on generated stand-in data of the real shapes")
         return out
+
+    def write_metrics(self, path: str | Path, metrics: dict[str, dict[str, Any]]) -> None:
+        """The metrics file pair (repro.utils.io.write_metrics), signed with what the report
+        checks against this stage's provenance: the same stage, revision and params hash."""
+        write_metrics(path, metrics, written_by={
+            "stage": self.name, "git": git_revision(),
+            "params_hash": config_hash(self.params, self.section)})
 
     def write_provenance(self, out_dir: str | Path, **extra: Any) -> None:
         write_json(Path(out_dir) / f"{self.name}.json", {

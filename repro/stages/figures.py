@@ -28,7 +28,6 @@ from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import FIGURES, diff_lines
 from repro.stages.common import Stage, stage_main
 from repro.train.sampling import save_grid
-from repro.utils.io import write_metrics
 
 DRY = {"max_train": 256, "max_heldout": 64, "n_samples": 64, "images": 64, "steps": 5,
        "pool": 64, "test": 32}
@@ -327,7 +326,7 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
         extra = arith_dev if cid.startswith(("fig7", "fig8")) else []
         metrics[cid] = {**cell(runs, seeds, unit, {**protocol, **facts}, deviations + extra,
                                not diff), "protocol_diff": diff}
-    write_metrics(metrics_path, metrics)
+    stage.write_metrics(metrics_path, metrics)
     stage.write_provenance(provenance_dir, seconds=timings, seeds=sorted({s for c in metrics.values()
                                                                          for s in c["seeds"]}),
                            figures=sorted(p.name for p in figures_dir.glob("fig*.png")))

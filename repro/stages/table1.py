@@ -37,7 +37,6 @@ from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.stages.probing import (FeatureConfig, KMeansConfig, Source, SvmConfig, features,
                                   load_split, not_run_cells, probe_rows, rows_of, sources)
-from repro.utils.io import write_metrics
 
 P = TABLE1  # the paper's protocol of this table (repro.published.protocol): the defaults below
 _MODELS, _VARIANTS = rows_of(P)
@@ -180,7 +179,7 @@ def table1(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
     # reported as not run, with why, never silently dropped
     metrics.update(not_run_cells(P, missing, cfg.models, base, cell_prefix,
                                  {"acc": "%", "acc@400pc": "%", "max_features": "units"}))
-    write_metrics(metrics_path, metrics)
+    stage.write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            missing_rows=missing,

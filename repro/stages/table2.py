@@ -42,7 +42,6 @@ from repro.stages.common import Stage, metric_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.stages.probing import (FeatureConfig, Source, SvmConfig, features, load_split,
                                   not_run_cells, probe_rows, rows_of, sources)
-from repro.utils.io import write_metrics
 
 P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the defaults below
 _MODELS, _VARIANTS = rows_of(P)
@@ -172,7 +171,7 @@ def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenanc
         metrics.update({k.replace(f"{table}/", f"{cell_prefix}/", 1): c
                         for k, c in rec["cells"].items()})
         timings["supervised_cnn"] = rec["seconds"]
-    write_metrics(metrics_path, metrics)
+    stage.write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
                            reused_rows=done.reused,

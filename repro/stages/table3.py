@@ -37,7 +37,7 @@ from repro.published.protocol import CHECKPOINT, REAL, TABLE3, TABLE3_SAMPLES, c
 from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.train.sampling import generate, save_grid
-from repro.utils.io import read_json, write_metrics
+from repro.utils.io import read_json
 from repro.utils.progress import progress
 
 P = TABLE3  # the paper's protocol of this table (repro.published.protocol): the defaults below
@@ -227,7 +227,7 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
                 protocol_diff=j["protocol_diff"],
                 compares_to=f"table3/{row}/err@{col}")
         timings[row] = rec["seconds"]
-    write_metrics(metrics_path, metrics)
+    stage.write_metrics(metrics_path, metrics)
     done.finish()
     stage.write_provenance(provenance_dir, seconds_per_row=timings, reused_rows=done.reused,
                            seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))

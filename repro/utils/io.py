@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -94,19 +95,106 @@ def write_json(path: str | Path, data: Any) -> None:
 PARTIAL_SUFFIX = ".partial.json"
 
 
-def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]]) -> None:
-    """A metrics file (cell id -> cell, docs/CONVENTIONS.md). A NaN or inf anywhere in a cell
-    is refused, naming the cell, and nothing is written: a failed measurement must not pass
-    for a number. (`value: null` stays valid: a cell that was not run.)"""
+# Each metrics file is a pair: `<name>.json`, the numbers only (one flat key per cell, what
+# dvc.yaml declares as metrics, so `dvc metrics show/diff` print a screenful), and its sibling
+# `<name>.cells.json`, every other field of each cell (schema: docs/CONVENTIONS.md) plus who
+# wrote it. Read them back together with `read_metrics_pair`.
+CELLS_SUFFIX = ".cells.json"
+
+
+def cells_path(path: str | Path) -> Path:
+    """The sibling metadata file of the metrics (numbers) file `path`."""
+    path = Path(path)
+    return path.with_name(path.stem + CELLS_SUFFIX)
+
+
+def is_numbers_file(path: Path) -> bool:
+    """True for a metrics folder's numbers files (not siblings, not an interrupted stage's rows)."""
+    return (path.suffix == ".json" and not path.name.endswith(CELLS_SUFFIX)
+            and not path.name.endswith(PARTIAL_SUFFIX))
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]],
+                  written_by: dict[str, Any] | None = None) -> None:
+    """A metrics file pair (cell id -> cell, docs/CONVENTIONS.md): `path` gets the numbers,
+    `cells_path(path)` the rest of each cell and `written_by` (stage, git revision, params
+    hash: what the report checks against the stage's provenance). A NaN or inf anywhere in a
+    cell is refused, naming the cell, and nothing is written: a failed measurement must not pass
+    for a number. (`value: null` stays valid: a cell that was not run; it has no number.)"""
     for cell_id, cell in metrics.items():
         bad = nonfinite(cell)
         if bad:
             raise ReproError(f"metrics cell {cell_id!r} holds a non-finite number "
                              f"({'; '.join(bad)}); {path} was not written: find why the "
                              "measurement failed (diverged training, empty sample) and rerun")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True, default=str,
+    numbers = json.dumps({cid: cell["value"] for cid, cell in metrics.items()
+                          if cell.get("value") is not None},
+                         indent=2, sort_keys=True, allow_nan=False) + "\n"
+    sibling = {"numbers_file": Path(path).name, "numbers_sha256": _digest(numbers),
+               "written_by": written_by or {},
+               "cells": {cid: {k: v for k, v in cell.items() if k != "value"}
+                         for cid, cell in metrics.items()}}
+    # the sibling first: a numbers file never exists without the metadata it was written with
+    with atomic_path(cells_path(path)) as tmp:
+        tmp.write_text(json.dumps(sibling, indent=2, sort_keys=True, default=str,
                                   allow_nan=False) + "\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text(numbers)
+
+
+def read_metrics_pair(numbers_text: str, cells_text: str | None, where: str,
+                      ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(cell id -> cell with its `value`, written_by) from a numbers file and its sibling.
+
+    `cells_text` None: no sibling. Accepted only for a file of whole cells (the one-file format
+    before the split, still found at older git revisions that `--compare` reads)."""
+    numbers = _loads(numbers_text, where)
+    if not isinstance(numbers, dict):
+        raise ReproError(f"{where} must map cell ids to numbers, not a "
+                         f"{type(numbers).__name__}; rerun the stage that writes it")
+    if cells_text is None:
+        if numbers and all(isinstance(v, dict) for v in numbers.values()):
+            return numbers, {}
+        raise ReproError(f"{where} has no sibling {Path(where).stem + CELLS_SUFFIX} (the cells' "
+                         "metadata); the two are written together: rerun the stage that writes them")
+    sibling_where = str(cells_path(where))
+    doc = _loads(cells_text, sibling_where)
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), dict):
+        raise ReproError(f"{sibling_where} must hold {{'cells': {{id: cell}}, ...}}; rerun the "
+                         "stage that writes it")
+    if doc.get("numbers_sha256") != _digest(numbers_text):
+        raise ReproError(f"{where} and {sibling_where} do not belong together (the numbers "
+                         "changed after the metadata was written); rerun the stage that writes them")
+    extra = sorted(set(numbers) - set(doc["cells"]))
+    if extra:
+        raise ReproError(f"{where}: cells {extra} have no metadata in {sibling_where}")
+    cells = {cid: {**cell, "value": numbers.get(cid)} if isinstance(cell, dict) else cell
+             for cid, cell in doc["cells"].items()}
+    return cells, doc.get("written_by") or {}
+
+
+def read_metrics_file(path: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """(cells, written_by) of the metrics file `path` and its sibling (see read_metrics_pair)."""
+    path = Path(path)
+    sibling = cells_path(path)
+    return read_metrics_pair(path.read_text(), sibling.read_text() if sibling.is_file() else None,
+                             str(path))
+
+
+def read_cells(path: str | Path) -> dict[str, dict[str, Any]]:
+    """cell id -> cell (with `value`) of the metrics file `path`: what a stage wrote."""
+    return read_metrics_file(path)[0]
+
+
+def _loads(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ReproError(f"{where} is not valid JSON ({err}); rerun the stage that writes it") from None
 
 
 def read_json(path: str | Path) -> Any:
