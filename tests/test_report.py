@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from repro.errors import ReproError
+from repro.published import load_published, load_tables
 from repro.report.__main__ import main, parse_args, run
 from repro.report.build import (
     NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, build_report,
@@ -138,8 +139,10 @@ def test_protocol_diff_is_shown_on_the_not_comparable_row(tmp_path: Path):
     results = make_results(tmp_path, table3={"table3/gan/err@50k": cell})
     out = (_cli(tmp_path) / "report.md").read_text()
     line = next(ln for ln in out.splitlines() if ln.startswith("| GAN") and "50K" in ln)
-    assert "not comparable" in line
-    assert "differs from the paper's: n_samples 1,000 (paper 50,000)" in line
+    assert "not comparable (a)" in line and len(line) < 300  # the detail is a footnote away
+    assert "(a) protocol differs in n_samples" in out
+    appendix = out[out.index("## Appendix"):]
+    assert "differs from the paper: n_samples 1,000 (paper 50,000)" in appendix
     assert results.is_dir()
 
 
@@ -147,22 +150,29 @@ def test_markdown_tables_and_sections(tmp_path: Path):
     make_results(tmp_path)
     md = (_cli(tmp_path, "--format", "md") / "report.md").read_text()
     t3 = md[md.index("## Table 3"):md.index("## Figures")]
-    for label in ("AlignMNIST", "InfiMNIST", "Real Data", "| GAN ", "DCGAN (ours)"):
+    for label in ("AlignMNIST", "InfiMNIST", "Real Data", "| GAN:", "DCGAN (ours)"):
         assert label in t3
     # rows in the paper's order
     assert t3.index("AlignMNIST") < t3.index("Real Data") < t3.index("DCGAN (ours)")
     dcgan = [line for line in t3.splitlines() if line.startswith("| DCGAN (ours)")]
     assert "reproduced" in dcgan[0] and "3.20% ± 0.20 (n=3)" in dcgan[0]
     assert "not reproduced" in dcgan[1] and "+1.02 pp (worse)" in dcgan[1]
-    assert "n_samples=10,000,000" in dcgan[1]
+    assert "n_samples=10,000,000" in md[md.index("## Appendix"):]
     assert "table3_mnist_nn:table3/raw_pixels/err@50k" in t3  # harness row
     t2 = md[md.index("## Table 2"):md.index("## Table 3")]
     assert "table2_svhn:table2/dcgan_l2svm_retrained/err@1000" in t2
     t1 = md[md.index("## Table 1"):md.index("## Table 2")]
-    assert "**Not run**" in t1 and t1.count("| not run ") == 15
-    assert "Of 31 published cells: 3 reproduced, 1 not reproduced, 1 not comparable, 26 not run" in md
-    assert "![Figure 9: Generated MNIST digits (fig9_mnist_cond.png)]" \
-           "(../results/figures/fig9_mnist_cond.png)" in md
+    # counts from the published registry: every Table 1 result cell is not run here
+    cells = load_published().values()
+    results = [c for c in cells if not c.informational]
+    t1_results = sum(c.table == "table1" for c in results)
+    assert "**Not run**" in t1 and t1.count("| not run ") == t1_results
+    # parameter counts: shown, not results
+    assert t1.count("| informational ") == sum(c.table == "table1" for c in cells) - t1_results
+    assert (f"Of {len(results)} published result cells: 3 reproduced, 1 not reproduced, "
+            f"1 not comparable, {len(results) - 5} not run. "
+            f"{len(cells) - len(results)} informational cells") in md
+    assert "![Figure 9 (fig9_mnist_cond.png)](../results/figures/fig9_mnist_cond.png)" in md
     assert "loss_curve.png" in md and "| fig9/mnist_samples/nn_train_over_heldout_l2 | 1.03" in md
     assert "- retrained 5 epochs, not 200" in md and "**table3**: smoke: generated digits" in md
     assert "aaaaaaaaaaaa" in md and "numpy" in md
@@ -172,9 +182,9 @@ def test_missing_inputs_give_not_run(tmp_path: Path):
     reports = _cli(tmp_path, "--format", "md")  # nothing under tmp_path/results at all
     md = (reports / "report.md").read_text()
     assert "nothing has been run" in md
-    assert md.count("**Not run**: no metrics file") == 3
+    assert md.count("**Not run**: no metrics file") == len(load_tables())
     assert "no provenance files" in md
-    assert "31 not run" in md
+    assert f"{sum(not c.informational for c in load_published().values())} not run" in md
 
 
 def test_pdf_written(tmp_path: Path):
@@ -182,7 +192,9 @@ def test_pdf_written(tmp_path: Path):
     reports = _cli(tmp_path, "--format", "pdf")
     assert (reports / "report.pdf").read_bytes()[:4] == b"%PDF"
     assert not (reports / "report.md").exists()
-    assert [p.name for p in reports.iterdir()] == ["report.pdf"]  # no temporary left
+    # no temporary left; the charts the PDF embeds lie beside it
+    assert sorted(p.name for p in reports.iterdir()) == ["report.pdf", "report_files"]
+    assert not [p for p in reports.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_compare_two_directories(tmp_path: Path):

@@ -1,11 +1,14 @@
 """`python -m repro.report`: the comparison report, reports/report.md and reports/report.pdf.
 
     python -m repro.report [--metrics results/metrics] [--provenance results/provenance]
-                           [--figures results/figures] [--out reports] [--format md|pdf|both]
+                           [--figures results/figures] [--live results/live] [--out reports]
+                           [--format md|pdf|both] [--bench results/bench.json]
                            [--compare DIR_OR_GIT_REV]
 
 Missing inputs give "not run" sections; a malformed metrics or provenance file is an error
-naming the file. Both outputs are written atomically.
+naming the file. The report's own pictures (a forest plot per table, training losses) go to
+<out>/report_files/. Every output is written atomically, and none holds a timestamp: the same
+inputs give the same report.md.
 """
 
 from __future__ import annotations
@@ -14,48 +17,80 @@ import argparse
 from pathlib import Path
 
 from repro.errors import cli_errors
-from repro.report.build import build_report
+from repro.report.build import Report, build_report
+from repro.report.charts import forest_plot, training_plot
 from repro.report.compare import compare_with
 from repro.report.markdown import render_markdown
 from repro.utils.io import atomic_path
 
+ASSETS = "report_files"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m repro.report", description=__doc__.split("\n")[0])
-    parser.add_argument("--metrics", type=Path, default=Path("results/metrics"))
-    parser.add_argument("--provenance", type=Path, default=Path("results/provenance"))
-    parser.add_argument("--figures", type=Path, default=Path("results/figures"))
-    parser.add_argument("--out", type=Path, default=Path("reports"))
-    parser.add_argument("--format", choices=("md", "pdf", "both"), default="both")
+    parser = argparse.ArgumentParser(
+        prog="python -m repro.report", description=__doc__.split("\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--metrics", type=Path, default=Path("results/metrics"),
+                        help="folder of metrics file pairs (<name>.json numbers + "
+                             "<name>.cells.json metadata) written by the table and figure stages")
+    parser.add_argument("--provenance", type=Path, default=Path("results/provenance"),
+                        help="folder of <stage>.json provenance files; the report checks each "
+                             "metrics file against its stage's revision and params hash")
+    parser.add_argument("--figures", type=Path, default=Path("results/figures"),
+                        help="folder searched (recursively) for the figures' PNGs")
+    parser.add_argument("--live", type=Path, default=Path("results/live"),
+                        help="DVCLive folder (<model>/plots/metrics/train/loss_{d,g}.tsv) "
+                             "whose losses the Training section draws")
+    parser.add_argument("--out", type=Path, default=Path("reports"),
+                        help="where report.md, report.pdf and report_files/ are written")
+    parser.add_argument("--format", choices=("md", "pdf", "both"), default="both",
+                        help="which outputs to write")
     parser.add_argument("--bench", type=Path, default=Path("results/bench.json"),
                         help="benchmark figures (`python -m repro.bench`), shown when present")
     parser.add_argument(
-        "--compare", metavar="DIR_OR_REV",
+        "--compare", metavar="DIR_OR_REV", default=None,
         help="another run to compare with: a directory holding metrics/ (or a metrics dir), "
              "or a git revision whose results/metrics/*.json are read with `git show`",
     )
     return parser.parse_args(argv)
 
 
+def draw_charts(report: Report, live: Path, out: Path) -> dict[str, Path]:
+    """table id (and "training") -> the PNG drawn for it under <out>/report_files."""
+    charts = {}
+    for section in report.tables:
+        path = out / ASSETS / f"forest_{section.id}.png"
+        if forest_plot(section, path):
+            charts[section.id] = path
+    path = out / ASSETS / "training_losses.png"
+    if training_plot(live, path):
+        charts["training"] = path
+    return charts
+
+
 def run(args: argparse.Namespace) -> list[Path]:
-    report = build_report(args.metrics, args.provenance, args.figures)
+    report = build_report(args.metrics, args.provenance, args.figures, args.live)
     comparison = compare_with(args.compare, args.metrics) if args.compare else None
+    charts = draw_charts(report, args.live, args.out)
+    bench = None
+    if args.bench is not None and args.bench.is_file():
+        from repro.bench.format import bench_markdown
+
+        bench = bench_markdown(args.bench).strip()
     written = []
     if args.format in ("md", "both"):
         path = args.out / "report.md"
         with atomic_path(path) as tmp:
-            text = render_markdown(report, args.out, comparison)
-            if args.bench is not None and args.bench.is_file():
-                from repro.bench.format import bench_markdown
-
-                text += "\n## Benchmarks\n\n" + bench_markdown(args.bench).strip() + "\n"
+            text = render_markdown(report, args.out, charts, comparison)
+            if bench:
+                text += "\n## Benchmarks\n\n" + bench + "\n"
             tmp.write_text(text)
         written.append(path)
     if args.format in ("pdf", "both"):
-        from repro.report.pdf import render_pdf  # matplotlib only when a PDF is asked for
+        from repro.report.pdf import render_pdf  # reportlab only when a PDF is asked for
 
         path = args.out / "report.pdf"
-        render_pdf(report, path, comparison)
+        render_pdf(report, path, charts, comparison)
         written.append(path)
     return written
 

@@ -48,7 +48,7 @@ from repro.published import (
     paper_source,
 )
 from repro.report.inputs import (
-    MeasuredCell, Provenance, read_metrics_dir, read_provenance_dir,
+    MeasuredCell, MetricsFile, Provenance, read_metrics_files, read_provenance_dir,
 )
 
 REPRODUCED = "reproduced"
@@ -57,6 +57,7 @@ NOT_COMPARABLE = "not comparable"
 NOT_RUN = "not run"
 HARNESS_ONLY = "harness only"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN)
+INFORMATIONAL = "informational"
 
 _UNIT_ALIASES = {"%": "%", "pct": "%", "percent": "%", "units": "units", "count": "units"}
 
@@ -129,16 +130,21 @@ class Report:
     deviations: dict[str, list[str]]  # group (table id / "figures" / "other") -> deviations
     provenance: dict[str, Provenance]
     measured: dict[str, Measured] = field(default_factory=dict)  # key -> measured
+    # (metrics file stem, problem) for every input that does not belong with the others
+    mismatches: list[tuple[str, str]] = field(default_factory=list)
+    live_dir: str = ""
 
     def summary(self) -> dict[str, dict[str, int]]:
-        """table id (and "all") -> verdict -> number of published cells."""
+        """table id (and "all") -> verdict -> number of published result cells, and
+        INFORMATIONAL -> number of informational cells (method properties such as parameter
+        counts: shown apart, never counted as a result)."""
         out: dict[str, dict[str, int]] = {}
         for table in self.tables:
-            counts = {v: 0 for v in VERDICTS}
+            counts = {v: 0 for v in (*VERDICTS, INFORMATIONAL)}
             for row in table.rows:
-                counts[row.verdict] += 1
+                counts[INFORMATIONAL if row.published.informational else row.verdict] += 1
             out[table.id] = counts
-        out["all"] = {v: sum(c[v] for c in out.values()) for v in VERDICTS}
+        out["all"] = {v: sum(c[v] for c in out.values()) for v in (*VERDICTS, INFORMATIONAL)}
         return out
 
 
@@ -264,12 +270,50 @@ def assess(metrics: dict[str, dict[str, MeasuredCell]]
     return measured, sections, others
 
 
-def build_report(metrics_dir: Path, provenance_dir: Path, figures_dir: Path) -> Report:
+def _short(rev: str | None) -> str:
+    return (rev or "none")[:12]
+
+
+def input_mismatches(files: dict[str, MetricsFile], provenance: dict[str, Provenance]
+                     ) -> list[tuple[str, str]]:
+    """(metrics file, problem) where a metrics file and its stage's provenance disagree on the
+    git revision or params hash, or where the metrics files come from several revisions (a
+    partial run: some tables are older than the rest)."""
+    out = []
+    revisions: dict[str, list[str]] = {}
+    for stem, f in files.items():
+        signed = f.written_by
+        if not signed:
+            out.append((stem, "records no writer (stage, revision, params hash): written "
+                              "before metrics were signed; rerun its stage to check it"))
+            continue
+        stage, git = signed.get("stage"), signed.get("git") or {}
+        revisions.setdefault(_short(git.get("revision")), []).append(stem)
+        prov = provenance.get(stage)
+        if prov is None:
+            out.append((stem, f"written by stage {stage!r}, which has no provenance file"))
+            continue
+        if git.get("revision") != prov.git.revision:
+            out.append((stem, f"git revision {_short(git.get('revision'))} differs from its "
+                              f"provenance's {_short(prov.git.revision)}"))
+        if signed.get("params_hash") != prov.params_hash:
+            out.append((stem, f"params hash {signed.get('params_hash')} differs from its "
+                              f"provenance's {prov.params_hash}"))
+    if len(revisions) > 1:
+        groups = "; ".join(f"{rev}: {', '.join(stems)}" for rev, stems in sorted(revisions.items()))
+        out.append(("(all)", f"metrics files come from {len(revisions)} git revisions ({groups})"))
+    return out
+
+
+def build_report(metrics_dir: Path, provenance_dir: Path, figures_dir: Path,
+                 live_dir: Path | None = None) -> Report:
     """Everything the renderers need; missing directories give "not run" sections."""
-    metrics = read_metrics_dir(Path(metrics_dir))
+    files = read_metrics_files(Path(metrics_dir))
+    metrics = {stem: f.cells for stem, f in files.items()}
     measured, sections, others = assess(metrics)
     tables = load_tables()
     figures, other_images = _figures(Path(figures_dir), measured)
+    provenance = read_provenance_dir(Path(provenance_dir))
     return Report(
         source=paper_source(),
         metrics_dir=display_path(metrics_dir),
@@ -282,6 +326,8 @@ def build_report(metrics_dir: Path, provenance_dir: Path, figures_dir: Path) -> 
         other_images=other_images,
         other_rows=others,
         deviations=_deviations(measured, tables),
-        provenance=read_provenance_dir(Path(provenance_dir)),
+        provenance=provenance,
         measured=measured,
+        mismatches=input_mismatches(files, provenance),
+        live_dir=display_path(live_dir) if live_dir is not None else "",
     )

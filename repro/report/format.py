@@ -6,18 +6,18 @@ import json
 import math
 from typing import Any
 
-from repro.report.build import VERDICTS, Measured, Report, Row, TableSection
+from repro.report.build import INFORMATIONAL, VERDICTS, Measured, Report, Row, TableSection
 from repro.report.compare import Change, Comparison
 from repro.report.inputs import Provenance
 
 Table = tuple[list[str], list[list[str]]]
 
-MAIN_HEADERS = ["Model", "Column", "Published", "Measured ± std (n)", "Difference",
-                "Verdict", "Protocol"]
-HARNESS_HEADERS = ["Measured cell", "Compares to", "Published", "Measured ± std (n)",
-                   "Difference", "Verdict", "Protocol"]
+RESULT_HEADERS = ["Model", "Published", "Measured ± s (n)", "Difference", "Verdict"]
+HARNESS_HEADERS = ["Harness cell", "Compares to", "Measured ± s (n)", "Verdict"]
 # protocol facts shown first, in this order; the rest follow alphabetically
-_PROTOCOL_FIRST = ("data_source", "dataset", "n_samples", "n_labels", "profile")
+_PROTOCOL_FIRST = ("data_source", "dataset", "train_source", "test_source", "n_samples",
+                   "n_labels", "profile")
+MARKS = "abcdefghijklmnopqrstuvwxyz"
 
 
 def _num(value: float, unit: str | None, digits: int = 2) -> str:
@@ -72,54 +72,126 @@ def _fact(value: Any) -> str:
     return str(value)
 
 
-def fmt_protocol(row: Row) -> str:
-    facts = row.measured.cell.protocol if row.measured else {}
-    keys = [k for k in _PROTOCOL_FIRST if k in facts]
-    keys += sorted(k for k in facts if k not in _PROTOCOL_FIRST)
-    parts = [f"{k}={_fact(facts[k])}" for k in keys]
-    diff = getattr(row.measured.cell, "protocol_diff", None) if row.measured else None
-    if diff:  # what makes the cell not comparable, field by field (repro.published.protocol)
-        parts.insert(0, "differs from the paper's: " + ", ".join(
-            f"{d['field']} {_fact(d['run'])} (paper {_fact(d['paper'])})" for d in diff))
+def diff_fields(m: Measured) -> list[dict[str, Any]]:
+    """The cell's protocol_diff (repro.published.protocol): fields where it differs from the
+    paper's protocol, [] when it records none."""
+    return list(getattr(m.cell, "protocol_diff", None) or [])
+
+
+def footnote(row: Row) -> str:
+    """One short line on why a row's verdict is what it is beyond the numbers ('' if none)."""
     if row.reason:
-        parts.insert(0, row.reason)
-    return "; ".join(parts) or "-"
+        return row.reason
+    m = row.measured
+    if m is None:
+        return ""
+    missing = getattr(m.cell, "missing", None)
+    if missing:
+        return f"not run: {missing}"
+    diff = diff_fields(m)
+    if diff:
+        return "protocol differs in " + ", ".join(d["field"] for d in diff)
+    if not m.cell.comparable and m.cell.deviations:
+        return f"{len(m.cell.deviations)} deviations from the paper's protocol"
+    return ""
+
+
+class Marks:
+    """Footnote marks of one table: rows with the same footnote share a mark."""
+
+    def __init__(self) -> None:
+        self.notes: dict[str, str] = {}  # text -> mark
+
+    def mark(self, row: Row) -> str:
+        text = footnote(row)
+        if not text:
+            return ""
+        if text not in self.notes:
+            self.notes[text] = MARKS[len(self.notes) % len(MARKS)]
+        return f" ({self.notes[text]})"
+
+    def lines(self) -> list[str]:
+        return [f"({mark}) {text}" for text, mark in self.notes.items()]
 
 
 def fmt_verdict(row: Row) -> str:
-    if row.published is not None and row.published.informational and row.verdict != "not run":
-        return f"{row.verdict} (informational)"
+    if row.published is not None and row.published.informational:
+        return "informational"
     return row.verdict
 
 
-def main_table(section: TableSection) -> Table:
-    rows = [[r.published.row_label, r.published.column_label, fmt_published(r),
-             fmt_measured(r.measured), fmt_diff(r), fmt_verdict(r), fmt_protocol(r)]
+def result_table(section: TableSection) -> tuple[Table, list[str]]:
+    """The table as the paper prints it (its row and column order), with footnote lines."""
+    marks = Marks()
+    rows = [[f"{r.published.row_label}: {r.published.column_label}", fmt_published(r),
+             fmt_measured(r.measured), fmt_diff(r), fmt_verdict(r) + marks.mark(r)]
             for r in section.rows if r.published is not None]
-    return MAIN_HEADERS, rows
+    return (RESULT_HEADERS, rows), marks.lines()
 
 
-def harness_table(rows: list[Row]) -> Table:
-    return HARNESS_HEADERS, [
-        [f"{r.measured.label} (harness)" if r.measured else "-",
-         r.published.id if r.published else "-",
-         fmt_published(r), fmt_measured(r.measured), fmt_diff(r), fmt_verdict(r),
-         fmt_protocol(r)]
+def harness_table(rows: list[Row]) -> tuple[Table, list[str]]:
+    marks = Marks()
+    return (HARNESS_HEADERS, [
+        [r.measured.label if r.measured else "-", r.published.id if r.published else "-",
+         fmt_measured(r.measured), fmt_verdict(r) + marks.mark(r)]
         for r in rows
-    ]
+    ]), marks.lines()
 
 
 def summary_table(report: Report) -> Table:
     counts = report.summary()
-    headers = ["Table", *VERDICTS, "published cells"]
+    headers = ["Table", *VERDICTS, "result cells", INFORMATIONAL]
     rows = []
-    for table in report.tables:
-        c = counts[table.id]
-        rows.append([table.spec.title.split(":")[0], *(str(c[v]) for v in VERDICTS),
-                     str(sum(c.values()))])
-    c = counts["all"]
-    rows.append(["All", *(str(c[v]) for v in VERDICTS), str(sum(c.values()))])
+    for key, name in [*((t.id, t.spec.title.split(":")[0]) for t in report.tables), ("all", "All")]:
+        c = counts[key]
+        rows.append([name, *(str(c[v]) for v in VERDICTS), str(sum(c[v] for v in VERDICTS)),
+                     str(c[INFORMATIONAL])])
     return headers, rows
+
+
+def informational_table(report: Report) -> Table:
+    """Informational cells (method properties, e.g. parameter counts): not results."""
+    return ["Informational cell", "Published", "Measured"], [
+        [f"{t.spec.title.split(':')[0]}, {r.published.row_label}: {r.published.column_label}",
+         fmt_published(r), fmt_measured(r.measured)]
+        for t in report.tables for r in t.rows
+        if r.published.informational and r.measured is not None]
+
+
+def _shared(dicts: list[dict[str, Any]]) -> dict[str, Any]:
+    if not dicts:
+        return {}
+    first = dicts[0]
+    return {k: v for k, v in first.items()
+            if all(k in d and _fact(d[k]) == _fact(v) for d in dicts[1:])}
+
+
+def _ordered(facts: dict[str, Any]) -> list[str]:
+    keys = [k for k in _PROTOCOL_FIRST if k in facts]
+    keys += sorted(k for k in facts if k not in _PROTOCOL_FIRST)
+    return [f"{k}={_fact(facts[k])}" for k in keys]
+
+
+def appendix(rows: list[Row]) -> tuple[list[str], list[str], list[tuple[str, list[str]]]]:
+    """(protocol facts shared by every measured row, deviations shared by every row, per row:
+    (label, its differences: from the paper's protocol, then its own facts and deviations))."""
+    measured = [r for r in rows if r.measured is not None]
+    shared = _shared([r.measured.cell.protocol for r in measured])
+    devs = [d for d in (measured[0].measured.cell.deviations if measured else [])
+            if all(d in r.measured.cell.deviations for r in measured)]
+    out = []
+    for r in measured:
+        cell = r.measured.cell
+        lines = [f"differs from the paper: {d['field']} {_fact(d['run'])} "
+                 f"(paper {_fact(d['paper'])})" for d in diff_fields(r.measured)]
+        own = {k: v for k, v in cell.protocol.items() if k not in shared}
+        if own:
+            lines.append("own protocol: " + "; ".join(_ordered(own)))
+        lines += [d for d in cell.deviations if d not in devs]
+        label = (f"{r.published.row_label}: {r.published.column_label}"
+                 if r.published is not None and not r.harness else r.measured.label)
+        out.append((label, lines or ["nothing beyond the shared protocol"]))
+    return _ordered(shared), devs, out
 
 
 def figure_numbers(numbers: list[tuple[str, Measured | None]]) -> Table:
@@ -139,8 +211,8 @@ def _git(prov: Provenance) -> str:
 
 
 def provenance_table(provenance: dict[str, Provenance]) -> Table:
-    headers = ["Stage", "Profile", "Git revision", "Params hash", "Seeds", "Device",
-               "Wall time", "Started"]
+    # no start/finish times: the report is a function of its inputs (provenance keeps them)
+    headers = ["Stage", "Profile", "Git revision", "Params hash", "Seeds", "Device", "Wall time"]
     rows = []
     for stage, p in provenance.items():
         device = p.device or "-"
@@ -149,7 +221,7 @@ def provenance_table(provenance: dict[str, Provenance]) -> Table:
         profile = (p.profile or "-") + (" (dry run)" if p.dry_run else "")
         wall = f"{p.wall_time_s:.1f} s" if p.wall_time_s is not None else "-"
         rows.append([p.stage or stage, profile, _git(p), p.params_hash or "-",
-                     ", ".join(map(str, p.seeds)) or "-", device, wall, p.started_at or "-"])
+                     ", ".join(map(str, p.seeds)) or "-", device, wall])
     return headers, rows
 
 

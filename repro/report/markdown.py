@@ -1,4 +1,11 @@
-"""Render a Report (and optionally a Comparison) as Markdown, tables via tabulate."""
+"""Render a Report (and optionally a Comparison) as Markdown, tables via tabulate.
+
+Page one answers "what reproduced?": counts, the inputs check, one forest plot per table, the
+informational cells apart and each figure's claim verdict. Then the tables as the paper lays
+them out, the figures with their claim checks, training losses, and an appendix with each
+table's protocol (shared fields once, each row's differences). Nothing in it depends on when it
+was built: the same inputs give the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +15,81 @@ from pathlib import Path
 from tabulate import tabulate
 
 from repro.report.build import (
-    NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Report,
+    HARNESS_ONLY, INFORMATIONAL, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Report, Row,
 )
+from repro.report.claims import check_figure, data_label, heading
 from repro.report.compare import Comparison
 from repro.report.format import (
-    Table, comparison_tables, figure_numbers, harness_table, libraries_table, main_table,
-    provenance_table, summary_table,
+    Table, appendix, comparison_tables, figure_numbers, harness_table, informational_table,
+    libraries_table, provenance_table, result_table, summary_table,
 )
 
 RULES = (
     f"Verdicts: **{REPRODUCED}** when |measured - published| <= max(published ±, tolerance) "
     "(tolerances and their reasons: `repro/published/paper.yaml`; the measured std is shown "
     f"but does not widen the band); **{NOT_REPRODUCED}** otherwise; **{NOT_COMPARABLE}** when "
-    "the run did not follow the paper's protocol (`comparable: false`: a protocol field of "
-    "`repro/published/protocol.py` differs, named in the Protocol column, e.g. not real data "
-    f"or a dry run) or reports another unit; **{NOT_RUN}** when no measured "
-    "cell compares to the published one."
+    "the run did not follow the paper's protocol (a field of `repro/published/protocol.py` "
+    "differs, listed in the appendix; e.g. not real data, or a dry run) or reports another unit; "
+    f"**{NOT_RUN}** when no measured cell compares to the published one. **{INFORMATIONAL}** "
+    "cells are properties of a method (parameter counts, sizes), not results: never counted."
 )
 
 
-def _md(table: Table) -> str:
+def md_table(table: Table) -> str:
     headers, rows = table
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731  (a '|' would split the cell)
     return tabulate([[esc(c) for c in r] for r in rows], headers=[esc(h) for h in headers],
                     tablefmt="github", disable_numparse=True)
 
 
-def _summary(report: Report) -> list[str]:
+def _rel(path: Path, out_dir: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()
+
+
+def headline(report: Report) -> str:
     c = report.summary()["all"]
-    total = sum(c.values())
-    lines = ["## Summary", "",
-             f"Of {total} published cells: {c[REPRODUCED]} reproduced, {c[NOT_REPRODUCED]} not "
-             f"reproduced, {c[NOT_COMPARABLE]} not comparable, {c[NOT_RUN]} not run.", "",
-             _md(summary_table(report)), "", RULES, ""]
+    total = sum(c[v] for v in (REPRODUCED, NOT_REPRODUCED, NOT_COMPARABLE, NOT_RUN))
+    return (f"Of {total} published result cells: {c[REPRODUCED]} reproduced, "
+            f"{c[NOT_REPRODUCED]} not reproduced, {c[NOT_COMPARABLE]} not comparable, "
+            f"{c[NOT_RUN]} not run. {c[INFORMATIONAL]} informational cells (parameter counts, "
+            "sizes) are listed apart and not counted.")
+
+
+def inputs_check(report: Report) -> list[str]:
+    """Lines saying whether the metrics belong with each other and with their provenance."""
+    if not report.mismatches:
+        if not report.n_metrics_files:
+            return []
+        return ["Inputs belong together: every metrics file carries the git revision and "
+                "params hash of its stage's provenance, all from one revision."]
+    return ["**Inputs that do not belong together** (numbers may mix runs):"] + [
+        f"- `{stem}`: {problem}" for stem, problem in report.mismatches]
+
+
+def figure_verdicts(report: Report) -> Table:
+    rows = []
+    for entry in report.figures:
+        check = check_figure(entry, report.measured)
+        rows.append([f"Fig. {entry.spec.number}", data_label(entry) or "-", check.verdict])
+    return ["Figure", "Data used", "Claim check"], rows
+
+
+def _page_one(report: Report, charts: dict[str, Path], out_dir: Path) -> list[str]:
+    lines = ["## What reproduced", "", headline(report), "", md_table(summary_table(report)), ""]
+    check = inputs_check(report)
+    lines += check + ([""] if check else [])
+    for section in report.tables:
+        name = section.spec.title.split(":")[0]
+        if section.id in charts:
+            lines += [f"![{name}: published vs measured, by verdict]"
+                      f"({_rel(charts[section.id], out_dir)})", ""]
+        else:
+            lines += [f"*{name}: no measured result cell to plot.*", ""]
+    info = informational_table(report)
+    if info[1]:
+        lines += ["Informational cells (not results):", "", md_table(info), ""]
+    lines += ["Figures, each claim against its harness number:", "",
+              md_table(figure_verdicts(report)), "", RULES, ""]
     return lines
 
 
@@ -51,55 +100,83 @@ def _tables(report: Report) -> list[str]:
         if not section.run:
             lines += [f"**Not run**: no metrics file in `{report.metrics_dir}` has a cell of "
                       "this table.", ""]
-        lines += [_md(main_table(section)), ""]
+        table, notes = result_table(section)
+        lines += [md_table(table), ""] + [f"{n}  " for n in notes] + ([""] if notes else [])
+        if section.harness_rows:
+            table, notes = harness_table(section.harness_rows)
+            lines += ["Harness cells (no published counterpart, or a second measurement):", "",
+                      md_table(table), ""] + [f"{n}  " for n in notes] + ([""] if notes else [])
         if section.notes:
             lines += ["Notes on the published numbers:", ""]
             lines += [f"- `{cell}`: {note.strip()}" for cell, note in section.notes] + [""]
-        if section.harness_rows:
-            lines += ["Harness cells (no published counterpart, or a second measurement of a "
-                      "published cell):", "", _md(harness_table(section.harness_rows)), ""]
     if report.other_rows:
-        lines += ["## Other harness cells", "", _md(harness_table(report.other_rows)), ""]
+        table, notes = harness_table(report.other_rows)
+        lines += ["## Other harness cells", "", md_table(table), ""] + notes + [""]
     return lines
-
-
-def _rel(path: Path, out_dir: Path) -> str:
-    return Path(os.path.relpath(Path(path).resolve(), out_dir.resolve())).as_posix()
 
 
 def _figures(report: Report, out_dir: Path) -> list[str]:
     lines = ["## Figures", "",
-             f"Images from `{report.figures_dir}`; claims and harness cells from "
-             "`repro/published/figures.yaml`. The paper's figures are qualitative: the harness "
-             "numbers are ours, not the paper's.", ""]
+             f"Images from `{report.figures_dir}`; claims from `repro/published/figures.yaml`, "
+             "checks from `repro/report/claims.py`. Each heading names the data the figure's "
+             "numbers were measured on.", ""]
     for entry in report.figures:
-        spec = entry.spec
-        lines += [f"### Figure {spec.number}: {spec.title}", "",
-                  f"**Paper's claim:** {spec.claim.strip()}", ""]
-        if spec.facts:
-            facts = ", ".join(f"{k}={v}" for k, v in spec.facts.items())
-            lines += [f"**Paper's protocol facts:** {facts}", ""]
+        check = check_figure(entry, report.measured)
+        lines += [f"### {heading(entry)}", "",
+                  f"- **Paper's claim:** {entry.spec.claim.strip()}",
+                  f"- **Harness's number:** {check.number}",
+                  f"- **Supports the claim if:** {check.threshold}",
+                  f"- **Verdict:** {check.verdict}", ""]
         if entry.numbers:
-            lines += [_md(figure_numbers(entry.numbers)), ""]
+            lines += [md_table(figure_numbers(entry.numbers)), ""]
         if entry.images:
-            lines += [f"![Figure {spec.number}: {spec.title} ({p.name})]({_rel(p, out_dir)})"
+            lines += [f"![Figure {entry.spec.number} ({p.name})]({_rel(p, out_dir)})"
                       for p in entry.images] + [""]
-        else:
-            lines += [f"*Not run: no image for this figure in `{report.figures_dir}`.*", ""]
     if report.other_images:
         lines += ["### Other figures (not one of the paper's)", ""]
         lines += [f"![{p.stem}]({_rel(p, out_dir)})" for p in report.other_images] + [""]
     return lines
 
 
-def _deviations(report: Report) -> list[str]:
-    titles = {t.id: t.spec.title.split(":")[0] for t in report.tables}
-    titles |= {"figures": "Figures", "other": "Other cells"}
-    lines = ["## Deviations from the paper's protocol", ""]
-    if not report.deviations and not any(p.deviations for p in report.provenance.values()):
-        return lines + ["None recorded (nothing run, or every run followed the paper).", ""]
-    for group, items in report.deviations.items():
-        lines += [f"### {titles[group]}", ""] + [f"- {d}" for d in items] + [""]
+def _training(report: Report, charts: dict[str, Path], out_dir: Path) -> list[str]:
+    if "training" not in charts:
+        return ["## Training", "", f"*No DVCLive losses found in `{report.live_dir or '-'}`.*",
+                ""]
+    return ["## Training", "",
+            f"Discriminator and generator loss per step, from DVCLive (`{report.live_dir}`); "
+            "`dvc plots show` renders the same series.", "",
+            f"![D and G losses per model]({_rel(charts['training'], out_dir)})", ""]
+
+
+def appendix_sections(report: Report) -> list[tuple[str, list[str], list[str],
+                                                    list[tuple[str, list[str]]]]]:
+    """(title, shared protocol facts, shared deviations, rows) per table, then the figures."""
+    out = []
+    for section in report.tables:
+        if section.run:
+            out.append((section.spec.title.split(":")[0],
+                        *appendix(section.rows + section.harness_rows)))
+    # figure cells and cells of no table: harness numbers, one group
+    rows = [Row(None, m, HARNESS_ONLY, harness=True) for m in report.measured.values()
+            if m.id.startswith("fig")] + list(report.other_rows)
+    if rows:
+        out.append(("Figures and other harness cells", *appendix(rows)))
+    return out
+
+
+def _appendix(report: Report) -> list[str]:
+    lines = ["## Appendix: protocol per table", "",
+             "Fields every row of a table shares are listed once; under each row, only how it "
+             "differs: from the paper's protocol (`protocol_diff`), its own facts, its own "
+             "deviations.", ""]
+    for title, shared, devs, rows in appendix_sections(report):
+        lines += [f"### {title}", ""]
+        if shared:
+            lines += ["Shared protocol: " + "; ".join(shared), ""]
+        if devs:
+            lines += ["Shared deviations:", ""] + [f"- {d}" for d in devs] + [""]
+        for label, items in rows:
+            lines += [f"**{label}**", ""] + [f"- {i}" for i in items] + [""]
     staged = [(p.stage or s, p.deviations) for s, p in report.provenance.items() if p.deviations]
     if staged:
         lines += ["### Per stage (profile sections, from provenance)", ""]
@@ -111,11 +188,11 @@ def _provenance(report: Report) -> list[str]:
     lines = ["## Provenance", ""]
     if not report.provenance:
         return lines + [f"**Not run**: no provenance files in `{report.provenance_dir}`.", ""]
-    lines += [f"From `{report.provenance_dir}`.", "", _md(provenance_table(report.provenance)),
-              ""]
+    lines += [f"From `{report.provenance_dir}` (start and finish times are kept there).", "",
+              md_table(provenance_table(report.provenance)), ""]
     libs = libraries_table(report.provenance)
     if libs[1]:
-        lines += ["Library versions:", "", _md(libs), ""]
+        lines += ["Library versions:", "", md_table(libs), ""]
     return lines
 
 
@@ -125,11 +202,13 @@ def comparison_markdown(comparison: Comparison) -> list[str]:
     if not tables:
         return lines + ["Neither run has a measured cell.", ""]
     for intro, table in tables:
-        lines += ([intro, ""] if intro else []) + [_md(table), ""]
+        lines += ([intro, ""] if intro else []) + [md_table(table), ""]
     return lines
 
 
-def render_markdown(report: Report, out_dir: Path, comparison: Comparison | None = None) -> str:
+def render_markdown(report: Report, out_dir: Path, charts: dict[str, Path],
+                    comparison: Comparison | None = None) -> str:
+    """The report; `charts` maps a table id (and "training") to its PNG (repro.report.charts)."""
     lines = [
         "# DCGAN reproduction report", "",
         "Radford, Metz & Chintala (2015), *Unsupervised Representation Learning with Deep "
@@ -142,8 +221,8 @@ def render_markdown(report: Report, out_dir: Path, comparison: Comparison | None
     if not report.metrics_found:
         lines += [f"> No metrics directory at `{report.metrics_dir}`: nothing has been run, "
                   "so every published cell is \"not run\".", ""]
-    lines += _summary(report) + _tables(report) + _figures(report, out_dir)
-    lines += _deviations(report) + _provenance(report)
+    lines += _page_one(report, charts, out_dir) + _tables(report) + _figures(report, out_dir)
+    lines += _training(report, charts, out_dir) + _appendix(report) + _provenance(report)
     if comparison is not None:
         lines += comparison_markdown(comparison)
     return "\n".join(lines).rstrip() + "\n"

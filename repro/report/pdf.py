@@ -1,274 +1,215 @@
-"""Render a Report as PDF with matplotlib only (no LaTeX, no system packages).
+"""Render a Report as a typeset PDF (reportlab): proportional fonts, real tables, the charts.
 
-Text pages are laid out as monospaced lines, so widths are exact: every table is rendered with
-tabulate, its widest columns wrapped until it fits the page width. Then one page per figure
-image, with the paper's claim and the harness numbers as caption.
+The same content as the Markdown, in the same order: page one (counts, inputs check, forest
+plots, informational cells, figure verdicts), the tables, the figures with their claim checks
+(images scaled down), training losses, the protocol appendix and provenance. DejaVu Sans, which
+matplotlib ships, is embedded so that every character (±, →) prints. `invariant` keeps dates
+and ids out of the file: the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
-import textwrap
-from dataclasses import dataclass
+import io
 from pathlib import Path
+from xml.sax.saxutils import escape
 
-from tabulate import tabulate
+import matplotlib
+from PIL import Image as PILImage
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import cm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.platypus import (
+    Image, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table as RLTable,
+    TableStyle,
+)
 
 from repro.report.build import Report
+from repro.report.claims import check_figure, heading
 from repro.report.compare import Comparison
 from repro.report.format import (
-    Table, comparison_tables, figure_numbers, fmt_measured, harness_table, libraries_table, main_table, provenance_table,
-    summary_table,
+    Table, comparison_tables, harness_table, informational_table,
+    libraries_table, provenance_table, result_table, summary_table,
 )
-from repro.report.markdown import RULES
+from repro.report.markdown import (
+    RULES, appendix_sections, figure_verdicts, headline, inputs_check,
+)
 from repro.utils.io import atomic_path
 
-PAGE_W, PAGE_H = 11.69, 8.27  # A4 landscape, inches
-MARGIN = 0.5  # inches
-FONT = 7.0  # pt, monospaced body text
-LINE = FONT * 1.3 / 72  # inches per line
-CHAR_W = 0.61 * FONT / 72  # inches per monospaced character (DejaVu Sans Mono advance)
-WIDTH_CHARS = int((PAGE_W - 2 * MARGIN) / CHAR_W)
-LINES_PER_PAGE = int((PAGE_H - 2 * MARGIN) / LINE)
-HEADING_LINES = {"title": 3, "heading": 2.2}
+WIDTH = A4[0] - 3 * cm  # text width
+IMAGE_PX = 700  # figure images are scaled down to this width before embedding
 
 
-@dataclass
-class Block:
-    kind: str  # title | heading | text
-    text: str
-    header: int = 0  # table header lines, repeated when the block continues on a new page
-    breaks: tuple[int, ...] | None = None  # body lines where a page may break (None: any)
+def _fonts() -> tuple[str, str]:
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    for name, file in (("DejaVu", "DejaVuSans.ttf"), ("DejaVu-Bold", "DejaVuSans-Bold.ttf")):
+        if name not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(name, str(ttf / file)))
+    return "DejaVu", "DejaVu-Bold"
 
 
-def _wrap_table(table: Table, width: int) -> tuple[list[str], list[list[str]]]:
-    """Cells wrapped so that the table is no wider than `width`, widest columns first."""
+def _styles() -> dict[str, ParagraphStyle]:
+    body, bold = _fonts()
+    base = ParagraphStyle("body", fontName=body, fontSize=8.5, leading=11, spaceAfter=4)
+    return {
+        "body": base,
+        "small": ParagraphStyle("small", parent=base, fontSize=7, leading=8.6, spaceAfter=2),
+        "cell": ParagraphStyle("cell", parent=base, fontSize=7, leading=8.4, spaceAfter=0),
+        "head": ParagraphStyle("head", parent=base, fontName=bold, fontSize=7, leading=8.4,
+                               spaceAfter=0),
+        "title": ParagraphStyle("title", parent=base, fontName=bold, fontSize=16, leading=20,
+                                spaceAfter=8),
+        "h1": ParagraphStyle("h1", parent=base, fontName=bold, fontSize=12, leading=15,
+                             spaceBefore=8, spaceAfter=5),
+        "h2": ParagraphStyle("h2", parent=base, fontName=bold, fontSize=9.5, leading=12,
+                             spaceBefore=6, spaceAfter=3),
+    }
+
+
+S = _styles()
+
+
+def _p(text: str, style: str = "body") -> Paragraph:
+    """Markdown-ish text (`code`, **bold**) as a paragraph."""
+    text = escape(text)
+    parts = text.split("**")
+    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    return Paragraph(text.replace("`", ""), S[style])
+
+
+def _table(table: Table, widths: list[float] | None = None) -> RLTable | Spacer:
     headers, rows = table
-    natural = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
-    budget = width - 2 * (len(natural) - 1)  # "simple" format: two spaces between columns
-    cap = max(natural)
-    while sum(min(n, cap) for n in natural) > budget and cap > 6:
-        cap -= 1
-    widths = [min(n, cap) for n in natural]
-    # wrapped here, not with tabulate's maxcolwidths: that re-parses "4,800" as a number and fails
-    wrap = lambda row: ["\n".join(textwrap.wrap(str(x), w, break_on_hyphens=False)) or ""  # noqa: E731
-                        for x, w in zip(row, widths)]
-    return wrap(headers), [wrap(r) for r in rows]
+    if not rows:
+        return Spacer(0, 0)
+    data = [[Paragraph(escape(h), S["head"]) for h in headers]]
+    data += [[Paragraph(escape(str(c)), S["cell"]) for c in r] for r in rows]
+    if widths is None:  # proportional to the longest text of each column, within limits
+        longest = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+        longest = [min(max(n, 6), 60) for n in longest]
+        widths = [WIDTH * n / sum(longest) for n in longest]
+    t = RLTable(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
+    t.setStyle(TableStyle([
+        ("LINEABOVE", (0, 0), (-1, 0), 0.8, colors.black),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black),
+        ("LINEBELOW", (0, -1), (-1, -1), 0.8, colors.black),
+        ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, colors.HexColor("#f3f3f3")]),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 1.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 1.5),
+    ]))
+    return t
 
 
-def _fit(table: Table, width: int = WIDTH_CHARS) -> str:
-    """The table as monospaced text no wider than `width`."""
-    if not table[1]:
-        return ""
-    headers, rows = _wrap_table(table, width)
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
-
-
-def _para(text: str) -> Block:
-    text = text.replace("`", "").replace("**", "")
-    return Block("text", "\n".join(textwrap.wrap(text, WIDTH_CHARS)))
-
-
-def _figures_table(report: Report) -> Table:
-    rows = []
-    for entry in report.figures:
-        numbers = "; ".join(f"{cid}={fmt_measured(m) if m else 'not run'}"
-                            for cid, m in entry.numbers)
-        images = ", ".join(p.name for p in entry.images) or "none"
-        rows.append([f"Fig {entry.spec.number}", entry.spec.title, images, numbers or "-"])
-    return ["Figure", "Title", "Images", "Harness numbers"], rows
-
-
-def _blocks(report: Report, comparison: Comparison | None) -> list[Block]:
-    counts = report.summary()["all"]
-    blocks = [
-        Block("title", "DCGAN reproduction report"),
-        _para(f"Radford, Metz & Chintala (2015). Published numbers: {report.source}. "
-              f"Metrics: {report.metrics_dir} ({report.n_metrics_files} files); provenance: "
-              f"{report.provenance_dir}; figures: {report.figures_dir}."),
-        Block("heading", "Summary"),
-        _para(f"Of {sum(counts.values())} published cells: {counts['reproduced']} reproduced, "
-              f"{counts['not reproduced']} not reproduced, {counts['not comparable']} not "
-              f"comparable, {counts['not run']} not run."),
-        _table_block(summary_table(report)),
-        _para(RULES),
-    ]
-    for section in report.tables:
-        blocks += [Block("heading", section.spec.title), _para(section.spec.caption.strip())]
-        if not section.run:
-            blocks.append(_para("Not run: no metrics file has a cell of this table."))
-        blocks.append(_table_block(main_table(section)))
-        blocks += [_para(f"Note {cell}: {note.strip()}") for cell, note in section.notes]
-        if section.harness_rows:
-            blocks.append(_table_block(harness_table(section.harness_rows)))
-    if report.other_rows:
-        blocks += [Block("heading", "Other harness cells"),
-                   _table_block(harness_table(report.other_rows))]
-    blocks += [Block("heading", "Figures"),
-               _para("The paper's figures are qualitative; images found follow as one page "
-                     "each, with the paper's claim. Harness numbers are ours, not the paper's."),
-               _table_block(_figures_table(report))]
-    blocks.append(Block("heading", "Deviations from the paper's protocol"))
-    titles = {t.id: t.spec.title.split(":")[0] for t in report.tables}
-    for group, items in report.deviations.items():
-        blocks += [_para(f"{titles.get(group, group.capitalize())}: {d}") for d in items]
-    for stage, prov in report.provenance.items():
-        blocks += [_para(f"Stage {prov.stage or stage} (profile): {d}") for d in prov.deviations]
-    if len(blocks) and blocks[-1].kind == "heading":
-        blocks.append(_para("None recorded (nothing run, or every run followed the paper)."))
-    blocks.append(Block("heading", "Provenance"))
-    if report.provenance:
-        blocks.append(_table_block(provenance_table(report.provenance)))
-        libs = libraries_table(report.provenance)
-        if libs[1]:
-            blocks.append(_table_block(libs))
-    else:
-        blocks.append(_para(f"Not run: no provenance files in {report.provenance_dir}."))
-    if comparison is not None:
-        blocks.append(Block("heading", f"Comparison with {comparison.label}"))
-        for intro, table in comparison_tables(comparison):
-            blocks += ([_para(intro)] if intro else []) + [_table_block(table)]
-    return blocks
-
-
-def _table_block(table: Table) -> Block:
-    """A table whose header is repeated, and whose rows stay whole, across page breaks."""
-    if not table[1]:
-        return Block("text", "")
-    headers, rows = _wrap_table(table, WIDTH_CHARS)
-    text = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
-    header = max(h.count("\n") for h in headers) + 2  # header lines and the dashes
-    starts, line = [], 0
-    for row in rows:
-        starts.append(line)
-        line += max(c.count("\n") for c in row) + 1
-    return Block("text", text, header=header, breaks=tuple(starts))
-
-
-def _trailing_heading(page: list[Block]) -> list[Block]:
-    """Remove and return a heading and up to two paragraphs after it at the end of `page`."""
-    for back in (1, 2, 3):
-        if back < len(page) and page[-back].kind in HEADING_LINES:
-            if all(b.kind == "text" and not b.header for b in page[len(page) - back + 1:]):
-                carried = page[-back:]
-                del page[-back:]
-                return carried
-    return []
-
-
-def _pages(blocks: list[Block]) -> list[list[Block]]:
-    """Split blocks over pages: a block that fits on a page is never split; a longer one is
-    split by lines, repeating a table's header on each continued page."""
-    pages: list[list[Block]] = [[]]
-    used = 0.0
-
-    def new_page() -> None:
-        nonlocal used
-        pages.append([])
-        used = 0.0
-
-    for block in blocks:
-        if block.kind in HEADING_LINES:
-            if used + HEADING_LINES[block.kind] + 4 > LINES_PER_PAGE:  # keep with its text
-                new_page()
-            pages[-1].append(block)
-            used += HEADING_LINES[block.kind]
-            continue
-        lines = block.text.split("\n")
-        if used + len(lines) > LINES_PER_PAGE:
-            # move the whole block to a new page, with the heading (and caption) above it,
-            # when that makes it fit; otherwise it is split below
-            carried = _trailing_heading(pages[-1])
-            size = sum(HEADING_LINES.get(b.kind, b.text.count("\n") + 2) for b in carried)
-            if size + len(lines) <= LINES_PER_PAGE:
-                new_page()
-                used = size
-            pages[-1] += carried
-        head, body = lines[:block.header], lines[block.header:]
-        breaks = sorted(set(block.breaks or range(len(body))) | {len(body)})
-        pos = 0
-        while True:
-            room = int(LINES_PER_PAGE - used) - len(head)
-            nxt = next((b for b in breaks if b > pos), len(body))
-            if room < min(nxt - pos, 3) and used > 0:
-                new_page()
-                room = LINES_PER_PAGE - len(head)
-            # end at the last row start that fits; a row taller than a page is cut
-            end = max((b for b in breaks if pos < b <= pos + room), default=pos + max(room, 1))
-            pages[-1].append(Block("text", "\n".join(head + body[pos:end])))
-            used += len(head) + end - pos + 1  # one blank line after every block
-            pos = end
-            if pos >= len(body):
-                break
-    return [p for p in pages if p]
-
-
-def _text_page(pdf, blocks: list[Block], number: int) -> None:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(PAGE_W, PAGE_H))
-    y = PAGE_H - MARGIN
-    for block in blocks:
-        if block.kind in HEADING_LINES:
-            size = 15 if block.kind == "title" else 10.5
-            fig.text(MARGIN / PAGE_W, (y - 0.3 * HEADING_LINES[block.kind] * LINE) / PAGE_H,
-                     block.text, fontsize=size, fontweight="bold", va="top", ha="left")
-            y -= HEADING_LINES[block.kind] * LINE
-        else:
-            n = block.text.count("\n") + 1
-            fig.text(MARGIN / PAGE_W, y / PAGE_H, block.text, family="monospace",
-                     fontsize=FONT, va="top", ha="left", linespacing=1.3)
-            y -= (n + 1) * LINE
-    fig.text(0.5, 0.3 / PAGE_H, str(number), fontsize=7, ha="center", color="gray")
-    pdf.savefig(fig)
-
-
-def _figure_page(pdf, title: str, image: Path, caption: str, number: int) -> None:
-    import matplotlib.image as mpimg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(PAGE_W, PAGE_H))
-    fig.text(MARGIN / PAGE_W, 1 - MARGIN / PAGE_H, title, fontsize=12, fontweight="bold",
-             va="top")
-    ax = fig.add_axes((MARGIN / PAGE_W, 0.30, 1 - 2 * MARGIN / PAGE_W, 0.58))
-    ax.set_axis_off()
+def _image(path: Path, width: float, max_height: float = 9 * cm) -> Image | Paragraph:
     try:
-        ax.imshow(mpimg.imread(image), cmap="gray", interpolation="nearest")
-    except (OSError, ValueError, SyntaxError) as err:  # a broken PNG must not stop the report
-        ax.text(0.5, 0.5, f"cannot read {image.name}: {err}", ha="center", transform=ax.transAxes)
-    fig.text(MARGIN / PAGE_W, 0.27, caption, family="monospace", fontsize=7.5, va="top",
-             linespacing=1.3)
-    fig.text(0.5, 0.3 / PAGE_H, str(number), fontsize=7, ha="center", color="gray")
-    pdf.savefig(fig)
+        with PILImage.open(path) as img:
+            img = img.convert("RGB")
+            if img.width > IMAGE_PX:
+                img = img.resize((IMAGE_PX, round(img.height * IMAGE_PX / img.width)))
+            buf = io.BytesIO()
+            img.save(buf, format="JPEG", quality=85)  # sample grids are noise to deflate
+            w, h = img.size
+    except (OSError, ValueError) as err:  # a broken PNG must not stop the report
+        return _p(f"cannot read {path.name}: {err}", "small")
+    scale = min(width / w, max_height / h)
+    buf.seek(0)
+    return Image(buf, width=w * scale, height=h * scale)
 
 
-def _caption(entry, image: Path) -> str:
-    width = int((PAGE_W - 2 * MARGIN) / (0.61 * 7.5 / 72))
-    parts = textwrap.wrap(f"{image.name}. Paper's claim: {entry.spec.claim.strip()}", width)
-    if entry.numbers:
-        numbers = _fit(figure_numbers(entry.numbers), width).split("\n")
-        if len(numbers) > 14:  # the caption area holds ~20 lines
-            numbers = numbers[:13] + [f"... {len(numbers) - 13} more lines in report.md"]
-        parts += [""] + numbers
-    return "\n".join(parts)
+def _notes(lines: list[str]) -> list:
+    return [_p(n, "small") for n in lines]
 
 
-def render_pdf(report: Report, path: Path, comparison: Comparison | None = None) -> None:
+def _page_one(report: Report, charts: dict[str, Path]) -> list:
+    story = [_p("What reproduced", "h1"), _p(headline(report)), _table(summary_table(report))]
+    story += [Spacer(0, 4)] + [_p(line.lstrip("- "), "small") for line in inputs_check(report)]
+    for section in report.tables:
+        if section.id in charts:
+            story.append(_image(charts[section.id], WIDTH, 5.5 * cm))
+    info = informational_table(report)
+    if info[1]:
+        story += [_p("Informational cells (not results)", "h2"), _table(info)]
+    story += [_p("Figures: each claim against its harness number", "h2"),
+              _table(figure_verdicts(report)), Spacer(0, 4), _p(RULES, "small")]
+    return story
+
+
+def _tables(report: Report) -> list:
+    story = [PageBreak()]
+    widths = [WIDTH * f for f in (0.38, 0.12, 0.18, 0.15, 0.17)]
+    for section in report.tables:
+        story += [_p(section.spec.title, "h1"), _p(section.spec.caption.strip(), "small")]
+        table, notes = result_table(section)
+        story += [_table(table, widths)] + _notes(notes)
+        if section.harness_rows:
+            table, notes = harness_table(section.harness_rows)
+            story += [_p("Harness cells", "h2"), _table(table)] + _notes(notes)
+        story += [_p(f"{cell}: {note.strip()}", "small") for cell, note in section.notes]
+    return story
+
+
+def _figures(report: Report) -> list:
+    story = [PageBreak(), _p("Figures", "h1")]
+    for entry in report.figures:
+        check = check_figure(entry, report.measured)
+        block = [_p(heading(entry), "h2"),
+                 _p(f"**Paper's claim:** {entry.spec.claim.strip()}", "small"),
+                 _p(f"**Harness's number:** {check.number}", "small"),
+                 _p(f"**Supports the claim if:** {check.threshold}. **Verdict: {check.verdict}**",
+                    "small")]
+        images = [_image(p, WIDTH / 2 - 0.2 * cm, 5.5 * cm) for p in entry.images[:2]]
+        if images:
+            block.append(RLTable([images], hAlign="LEFT"))
+        if len(entry.images) > 2:
+            block.append(_p(f"{len(entry.images) - 2} more images in report.md", "small"))
+        story.append(KeepTogether(block))
+    return story
+
+
+def _later(report: Report, charts: dict[str, Path], comparison: Comparison | None) -> list:
+    story = []
+    if "training" in charts:
+        story += [_p("Training", "h1"),
+                  _p(f"D and G loss per step, from DVCLive ({report.live_dir}).", "small"),
+                  _image(charts["training"], WIDTH, 10 * cm)]
+    story += [PageBreak(), _p("Appendix: protocol per table", "h1")]
+    for title, shared, devs, rows in appendix_sections(report):
+        story.append(_p(title, "h2"))
+        if shared:
+            story.append(_p("Shared protocol: " + "; ".join(shared), "small"))
+        story += [_p("Shared deviation: " + d, "small") for d in devs]
+        for label, items in rows:
+            story.append(_p(f"**{label}**: " + " | ".join(items), "small"))
+    story.append(_p("Provenance", "h1"))
+    if report.provenance:
+        story += [_table(provenance_table(report.provenance)),
+                  Spacer(0, 6), _table(libraries_table(report.provenance))]
+    else:
+        story.append(_p(f"Not run: no provenance files in {report.provenance_dir}."))
+    if comparison is not None:
+        story.append(_p(f"Comparison with {comparison.label}", "h1"))
+        for intro, table in comparison_tables(comparison):
+            story += ([_p(intro)] if intro else []) + [_table(table)]
+    return story
+
+
+def _number(canvas, doc) -> None:
+    canvas.setFont("DejaVu", 7)
+    canvas.drawCentredString(A4[0] / 2, 1 * cm, str(doc.page))
+
+
+def render_pdf(report: Report, path: Path, charts: dict[str, Path],
+               comparison: Comparison | None = None) -> None:
     """Write the report to `path` atomically."""
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    pages = _pages(_blocks(report, comparison))
+    story = [_p("DCGAN reproduction report", "title"),
+             _p(f"Radford, Metz & Chintala (2015). Published numbers: {report.source}. Metrics: "
+                f"{report.metrics_dir} ({report.n_metrics_files} files); provenance: "
+                f"{report.provenance_dir}; figures: {report.figures_dir}.", "small")]
+    story += _page_one(report, charts) + _tables(report) + _figures(report)
+    story += _later(report, charts, comparison)
     with atomic_path(path) as tmp:
-        # no creation date: the same inputs give the same file
-        with PdfPages(tmp, metadata={"Title": "DCGAN reproduction report",
-                                     "CreationDate": None}) as pdf:
-            for i, page in enumerate(pages, 1):
-                _text_page(pdf, page, i)
-            n = len(pages)
-            for entry in report.figures:
-                for image in entry.images:
-                    n += 1
-                    _figure_page(pdf, f"Figure {entry.spec.number}: {entry.spec.title}",
-                                 image, _caption(entry, image), n)
-            for image in report.other_images:
-                n += 1
-                _figure_page(pdf, f"Harness figure: {image.stem}", image, image.name, n)
+        doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
+                                topMargin=1.5 * cm, bottomMargin=1.5 * cm, invariant=1,
+                                title="DCGAN reproduction report")
+        doc.build(story, onFirstPage=_number, onLaterPages=_number)

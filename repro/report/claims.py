@@ -1,0 +1,192 @@
+"""Each figure's claim checked against the harness's numbers, and the data it was drawn from.
+
+The paper's figures are qualitative; a check turns the claim into a test of one harness number
+(or two, compared with each other) against a stated threshold:
+
+- supports: the number is on the claim's side of the threshold;
+- contradicts: it is not (e.g. DCGAN vector arithmetic agreeing less often than the same
+  arithmetic on pixels, Fig. 7);
+- not comparable: the judge the number relies on (window detector, attribute classifier) is too
+  inaccurate for the number to mean anything, so no side is taken;
+- not run: a number the check needs is missing.
+
+The thresholds are the harness's decision rules, written here once, not measured numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from repro.report.build import FigureEntry, Measured
+
+SUPPORTS = "supports"
+CONTRADICTS = "contradicts"
+NOT_COMPARABLE = "not comparable"
+NOT_RUN = "not run"
+
+# a judge (a classifier whose verdicts a number counts) below this accuracy decides nothing
+JUDGE_ACCURACY = 0.8
+# samples at least this close to held-out images as to training images are not copies
+# (memorisation.py: copying gives a ratio << 1, generalising a ratio near 1 or above)
+MEMORISATION_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    number: str  # what the harness measured, in words with the values
+    threshold: str  # what would support the claim
+    verdict: str
+
+
+def _v(values: dict[str, float], key: str) -> float | None:
+    return values.get(key)
+
+
+def _f(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _judged(values: dict[str, float], judge: str, name: str) -> str | None:
+    """Why no side is taken when the judge `judge` is missing or too weak; else None."""
+    acc = values.get(judge)
+    if acc is None:
+        return f"{name} accuracy not measured"
+    if acc < JUDGE_ACCURACY:
+        return f"{name} accuracy {_f(acc)} < {JUDGE_ACCURACY}"
+    return None
+
+
+def _memorisation(suffix: str) -> Callable[[dict[str, float]], ClaimCheck | None]:
+    def check(v: dict[str, float]) -> ClaimCheck | None:
+        ratio = _v(v, suffix)
+        if ratio is None:
+            return None
+        return ClaimCheck(f"nearest-training / nearest-held-out distance ratio {_f(ratio)}",
+                          f"ratio >= {MEMORISATION_RATIO} (copies give << 1)",
+                          SUPPORTS if ratio >= MEMORISATION_RATIO else CONTRADICTS)
+    return check
+
+
+def _walk(v: dict[str, float]) -> ClaimCheck | None:
+    jumps, ratio = _v(v, "latent_walk/n_jumps"), _v(v, "latent_walk/max_step_ratio_pixel")
+    if jumps is None:
+        return None
+    extra = f"; largest / median step {_f(ratio)}" if ratio is not None else ""
+    return ClaimCheck(f"{int(jumps)} sharp jumps{extra}",
+                      "no jump (a step above figures.walk.jump_ratio x the row's median)",
+                      SUPPORTS if jumps == 0 else CONTRADICTS)
+
+
+def _guided(v: dict[str, float]) -> ClaimCheck | None:
+    ratio = _v(v, "guided_backprop/trained_over_random_concentration")
+    if ratio is None:
+        return None
+    trained, random = (_v(v, f"guided_backprop/object_mass_{k}") for k in ("trained", "random"))
+    masses = (f" (object mass {_f(trained)} trained, {_f(random)} random)"
+              if trained is not None and random is not None else "")
+    return ClaimCheck(f"trained / random D saliency concentration on objects {_f(ratio)}{masses}",
+                      "ratio > 1 (trained D looks at objects more than a random D)",
+                      SUPPORTS if ratio > 1 else CONTRADICTS)
+
+
+def _windows(v: dict[str, float]) -> ClaimCheck | None:
+    before, after = _v(v, "window_removal/window_rate_before"), _v(v, "window_removal/window_rate_after")
+    if before is None or after is None:
+        return None
+    number = f"window rate {_f(before)} before, {_f(after)} after dropping the maps"
+    threshold = "after <= half of before (\"mostly forgets\")"
+    weak = _judged(v, "window_detector/accuracy", "window detector")
+    if weak:
+        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
+    return ClaimCheck(number, threshold, SUPPORTS if after <= before / 2 else CONTRADICTS)
+
+
+def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
+    z, pixel = _v(v, "vector_arithmetic/attribute_agreement"), _v(v, "vector_arithmetic/pixel_attribute_agreement")
+    if z is None or pixel is None:
+        return None
+    number = f"attribute agreement {_f(z)} for z arithmetic, {_f(pixel)} for the same in pixels"
+    threshold = "z arithmetic > pixel arithmetic"
+    weak = _judged(v, "attribute_classifier/accuracy", "attribute classifier")
+    if weak:
+        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
+    return ClaimCheck(number, threshold, SUPPORTS if z > pixel else CONTRADICTS)
+
+
+def _turn(v: dict[str, float]) -> ClaimCheck | None:
+    rate = _v(v, "turn_vector/turned_rate")
+    if rate is None:
+        return None
+    number = f"share of walks that end turned {_f(rate)}"
+    threshold = "share >= 0.5"
+    # the turn is judged by Fig. 7's attribute classifier
+    weak = _judged(v, "attribute_classifier/accuracy", "attribute classifier")
+    if weak:
+        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
+    return ClaimCheck(number, threshold, SUPPORTS if rate >= 0.5 else CONTRADICTS)
+
+
+# figure id -> its check; the values it reads are keyed by cell id without the "figN/" prefix
+CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
+    "fig2": _memorisation("lsun_samples_1epoch/nn_train_over_heldout_l2"),
+    "fig3": _memorisation("lsun_samples_final/nn_train_over_heldout_l2"),
+    "fig4": _walk,
+    "fig5": _guided,
+    "fig6": _windows,
+    "fig7": _arithmetic,
+    "fig8": _turn,
+    "fig9": _memorisation("mnist_samples/nn_train_over_heldout_l2"),
+    "fig11": _memorisation("imagenet_samples/nn_train_over_heldout_l2"),
+}
+
+
+def _values(entry: FigureEntry, judges: dict[str, float]) -> dict[str, float]:
+    out = dict(judges)
+    for cell_id, m in entry.numbers:
+        if m is not None and m.cell.value is not None:
+            out[cell_id.split("/", 1)[1]] = m.cell.value
+    return out
+
+
+def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimCheck:
+    """The claim check of one figure (see the module docstring)."""
+    rule = CHECKS.get(entry.spec.id)
+    if rule is None:
+        return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
+    # Fig. 8's turn is judged by the attribute classifier that Fig. 7's cells describe
+    judges = {m.id.split("/", 1)[1]: m.cell.value for m in measured.values()
+              if m.id.endswith("/attribute_classifier/accuracy") and m.cell.value is not None}
+    found = rule(_values(entry, judges))
+    return found or ClaimCheck("not measured", "-", NOT_RUN)
+
+
+def _source_name(source: str, dataset: str | None) -> str:
+    """'generated: synth_rooms train (seed 0)' -> 'generated rooms'; 'real MNIST test (...)' ->
+    'real MNIST'."""
+    if source.startswith("generated"):
+        name = (dataset or source.split(":", 1)[-1].split()[0]).removeprefix("synth_")
+        return f"generated {name.replace('_', ' ')}"
+    return source.split("(", 1)[0].replace(" train", "").replace(" test", "").strip()
+
+
+def data_label(entry: FigureEntry) -> str | None:
+    """The data the figure's numbers were measured on, from their cells' protocol (training
+    source first); None when no cell records it."""
+    for _, m in entry.numbers:
+        if m is None:
+            continue
+        protocol = m.cell.protocol
+        for key in ("train_source", "data_source", "test_source"):
+            if isinstance(protocol.get(key), str):
+                return _source_name(protocol[key], protocol.get("dataset"))
+        if isinstance(protocol.get("dataset"), str):
+            return protocol["dataset"]
+    return None
+
+
+def heading(entry: FigureEntry) -> str:
+    """'Figure 2 on generated rooms (paper: LSUN bedrooms after one training pass)'."""
+    data = data_label(entry)
+    where = f" on {data}" if data else ""
+    return f"Figure {entry.spec.number}{where} (paper: {entry.spec.title})"
