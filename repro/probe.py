@@ -146,11 +146,18 @@ class UserVariant(Variant):
         self.spec = spec
 
 
-def _section(protocol: str, profile: str | None, spec: dict) -> tuple[str, Section]:
-    from repro.stages import table1, table2, table3
+def _probe_tables() -> dict:
+    """protocol name -> the probe-table spec (repro.stages.probe_table) that runs it."""
+    from repro.stages import table1, table2
 
-    model = {"table1": table1.Table1Config, "table2": table2.Table2Config,
-             "table3": table3.Table3Config}[protocol]
+    return {spec.table: spec for spec in (table1.SPEC, table2.SPEC)}
+
+
+def _section(protocol: str, profile: str | None, spec: dict) -> tuple[str, Section]:
+    from repro.stages import table3
+
+    tables = _probe_tables()
+    model = tables[protocol].config if protocol in tables else table3.Table3Config
     data: dict = {}
     if profile:  # without one, the paper's protocol: each section's defaults
         path = PROFILES_DIR / f"{profile}.yaml"
@@ -251,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     metrics_path = out / "metrics" / f"{name}.json"
     prefix = f"probe/{protocol}"
-    if protocol in ("table1", "table2"):
+    if protocol in _probe_tables():
         _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
     else:
         _probe_generator(args, stage, metrics_path, out, prefix)
@@ -267,7 +274,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _probe_discriminator(args, protocol: str, stage: Stage, metrics_path: Path, out: Path,
                          prefix: str) -> None:
-    from repro.stages import table1, table2
+    from repro.stages.probe_table import run_table
 
     channels = args.channels or 3
     layers = [n.strip() for n in args.layers.split(",") if n.strip()]
@@ -278,18 +285,13 @@ def _probe_discriminator(args, protocol: str, stage: Stage, metrics_path: Path, 
     srcs = [Source(args.name, args.discriminator, args.weights, module=probed)]
     if not args.no_baseline:
         srcs.append(Source("raw_pixels", RAW, None))
-    if protocol == "table1":
-        if channels != 3:
-            raise ReproError("Table 1's protocol probes RGB models: --channels 3")
-        stage.section = stage.section.model_copy(update={"image_size": args.image_size})
-        table1.table1(stage, None, metrics_path, out / "provenance", srcs=srcs,
-                      cell_prefix=prefix)
-    else:
-        # the KNN and supervised rows are the harness's, not your model's: see the pipeline
-        stage.section = stage.section.model_copy(update={
-            "knn": False, "supervised": stage.section.supervised.model_copy(update={"trials": 0})})
-        table2.table2(stage, None, metrics_path, out / "provenance", srcs=srcs,
-                      cell_prefix=prefix, input_shape=(args.image_size, channels))
+    if protocol == "table1" and channels != 3:
+        raise ReproError("Table 1's protocol probes RGB models: --channels 3")
+    # the harness's rows that are not probes (Table 2's KNN and supervised CNN) are not your
+    # model's: see the pipeline for them
+    run_table(_probe_tables()[protocol], stage, None, metrics_path, out / "provenance",
+              srcs=srcs, cell_prefix=prefix, input_shape=(args.image_size, channels),
+              harness_rows=False)
 
 
 def _probe_generator(args, stage: Stage, metrics_path: Path, out: Path, prefix: str) -> None:

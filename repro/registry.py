@@ -1,22 +1,36 @@
-"""One registry for datasets and model variants.
+"""One registry for datasets, model variants and evaluators.
 
 Items register themselves by name with a decorator in their own module; `get` imports the
 modules that hold registrations on first use, so importing `repro.registry` itself runs nothing.
+A provider `pkg.*` is every public module of that package: a new dataset, variant or evaluator
+is one new module there (plus the config that uses it), with no list to edit.
 An unknown name raises a ReproError that lists the valid names.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from typing import Any, Callable, Iterator
 
 from repro.errors import ReproError
 
-# kind -> modules whose import registers the items of that kind
+# kind -> modules whose import registers the items of that kind (`pkg.*`: all of pkg's modules;
+# repro.utils.imports counts them as code deps of every stage that reads the registry)
 _PROVIDERS = {
-    "dataset": ("repro.data.real", "repro.data.synthetic"),
-    "model": ("repro.models.zoo",),
+    "dataset": ("repro.data.*",),
+    "model": ("repro.models.*",),
+    "evaluator": ("repro.eval.*",),
 }
+
+
+def provider_modules(spec: str) -> list[str]:
+    """'pkg.mod' -> ['pkg.mod']; 'pkg.*' -> every module of pkg whose name has no leading '_'."""
+    if not spec.endswith(".*"):
+        return [spec]
+    package = importlib.import_module(spec[:-2])
+    return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)
+            if not m.name.startswith("_")]
 
 
 class Registry:
@@ -39,8 +53,9 @@ class Registry:
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            for module in _PROVIDERS.get(self.kind, ()):
-                importlib.import_module(module)
+            for spec in _PROVIDERS.get(self.kind, ()):
+                for module in provider_modules(spec):
+                    importlib.import_module(module)
 
     def get(self, name: str) -> Any:
         self._load()
@@ -63,3 +78,4 @@ class Registry:
 
 DATASETS = Registry("dataset")
 MODELS = Registry("model")
+EVALUATORS = Registry("evaluator")

@@ -10,7 +10,8 @@ import yaml
 
 from repro.config import available_profiles, load_params, load_section
 from repro.errors import ReproError
-from repro.registry import DATASETS, MODELS
+from repro import registry as registry_module
+from repro.registry import DATASETS, MODELS, Registry
 from repro.train.config import TrainConfig
 
 from conftest import REPO
@@ -72,7 +73,8 @@ def test_missing_section_is_named(repo_copy):
         load_section(TrainConfig, "train.nothing", params, repo_copy / "params.yaml")
 
 
-@pytest.mark.parametrize("registry", [DATASETS, MODELS], ids=lambda r: r.kind)
+@pytest.mark.parametrize("registry", [r for r in vars(registry_module).values()
+                                      if isinstance(r, Registry)], ids=lambda r: r.kind)
 def test_unknown_names_list_the_valid_ones(registry):
     names = registry.names()
     with pytest.raises(ReproError, match=f"unknown {registry.kind} 'zzz'; valid names: "):

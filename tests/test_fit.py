@@ -11,6 +11,7 @@ from repro.data.fit import fit_to, pad_geometry
 from repro.errors import ReproError
 from repro.stages import probing, table2
 from repro.stages.common import Stage
+from repro.stages.probe_table import run_table
 from repro.stages.probing import RAW, SvmConfig
 
 from conftest import tiny_images
@@ -68,10 +69,10 @@ def test_table2_names_the_fit_on_every_cell_and_in_provenance(tmp_path, monkeypa
                               svm=SvmConfig(C_grid=[1e-2]), fit="pad",
                               supervised=table2.SupervisedConfig(trials=1, epochs=[1], batch_size=[8]))
     stage = Stage("table2", "table2", cfg, Params(profile="demo", device="cpu"), CPU)
-    table2.table2(stage, tmp_path / "ckpts", tmp_path / "t2.json", tmp_path / "prov")
-    from repro.utils.io import read_json
+    run_table(table2.SPEC, stage, tmp_path / "ckpts", tmp_path / "t2.json", tmp_path / "prov")
+    from repro.utils.io import read_cells, read_json
 
-    cells = read_json(tmp_path / "t2.json")
+    cells = read_cells(tmp_path / "t2.json")
     assert set(cells) == {"table2/raw_pixels/err@1000", "table2/knn/err@1000",
                           "table2/supervised_cnn/val_err@1000", "table2/supervised_cnn/err@1000"}
     pad = "tiny images zero-padded 28x28 -> 32x32 (centred, 2 px each side of black; table2.fit: pad)"

@@ -21,6 +21,8 @@ from repro.published.protocol import (CHECKPOINT, KMEANS, KNN, PROTOCOLS, RAW, R
                                       get_protocol)
 from repro.stages import probing, table1, table2, table3
 from repro.stages.common import Stage
+from repro.stages.probe_table import run_table
+from repro.utils.io import read_cells
 
 from conftest import REPO, tiny_images
 
@@ -76,6 +78,8 @@ def test_paper_profile_follows_the_protocol_and_a_copy_under_another_name_too(tm
     ({"table2": {"svm": {"C_grid": [0.001, 0.01]}}}, {"table2/checkpoint/err@1000",
                                                       "table2/raw_pixels/err@1000"}, "C_grid"),
     ({"table2": {"supervised": {"trials": 4}}}, {"table2/supervised/err@1000"}, "trials"),
+    ({"table2": {"evaluator": "nn1"}}, {"table2/checkpoint/err@1000", "table2/raw_pixels/err@1000"},
+     "evaluator"),
     ({"table3": {"n_samples": {"50k": 20000, "10m": 10000000}}}, {"table3/checkpoint/50k"},
      "n_samples"),
 ])
@@ -129,8 +133,8 @@ def test_a_missing_checkpoint_is_not_run_with_its_reason_in_table1(tmp_path, mon
                               models={"dcgan_l2svm": "imagenet32", "raw_pixels": RAW},
                               svm=probing.SvmConfig(C_grid=[1e-3, 1e-2]))
     out = tmp_path / "t1.json"
-    table1.table1(_stage("table1", cfg), tmp_path / "ckpts", out, tmp_path / "prov")
-    cells = json.loads(out.read_text())
+    run_table(table1.SPEC, _stage("table1", cfg), tmp_path / "ckpts", out, tmp_path / "prov")
+    cells = read_cells(out)
     for col in ("acc", "acc@400pc", "max_features"):
         c = cells[f"table1/dcgan_l2svm/{col}"]
         assert c["value"] is None and c["missing"] == "the pretrained files are absent"
@@ -163,7 +167,7 @@ def test_table3_missing_generator_is_not_run(tmp_path, monkeypatch):
     out = tmp_path / "t3.json"
     table3.table3(_stage("table3", cfg), tmp_path / "ckpts", out, tmp_path / "fig9.png",
                   tmp_path / "prov")
-    cells = json.loads(out.read_text())
+    cells = read_cells(out)
     assert cells["table3/dcgan/err@50k"]["missing"] == "no run"
     assert cells["table3/real/err@50k"]["value"] is not None
     assert [d["field"] for d in cells["table3/real/err@50k"]["protocol_diff"]] == [

@@ -12,7 +12,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from repro.errors import ReproError
-from repro.eval.svm import L2SVM, l2svm_objective, make_svm, select_C
+from repro.eval.probe import choose_C
+from repro.eval.svm import L2SVM, l2svm_objective, make_svm
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +88,15 @@ def test_standardize_and_wrapper_agree(problem):
     assert np.allclose(ours.coef_, plain.coef_, atol=1e-3)
 
 
-def test_select_C(problem):
+def test_choose_C_on_the_whole_pool(problem):
     Xtr, ytr, Xte, yte = problem
-    out = select_C(Xtr, ytr, Xte, yte, grid=[1e-4, 1e-2], solver="torch")
-    assert set(out["scores"]) == {1e-4, 1e-2}
-    assert out["best_C"] == max(out["scores"], key=out["scores"].get)
+    out = choose_C(Xtr, ytr, Xte, yte, grid=[1e-4, 1e-2], per_class=None, draws=1,
+                   solver="torch", seed=0, device=torch.device("cpu"))
+    assert set(out["val_acc"]) == {"0.0001", "0.01"}
+    assert str(out["best_C"]) == max(out["val_acc"], key=lambda c: out["val_acc"][c][0])
+    with pytest.raises(ReproError, match="non-empty grid"):
+        choose_C(Xtr, ytr, Xte, yte, grid=[], per_class=None, draws=1, solver="torch", seed=0,
+                 device=torch.device("cpu"))
 
 
 def test_bad_input(problem):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from repro.data.base import to_float
 from repro.errors import ReproError
-from repro.eval.nearest import as_device
+from repro.utils.device import as_device
 from repro.utils.io import atomic_path
 from repro.utils.progress import progress
 

@@ -43,17 +43,8 @@ import torch
 from torch import Tensor
 
 from repro.errors import ReproError
-from repro.utils.device import resolve_device
+from repro.utils.device import as_device
 from repro.utils.progress import progress
-
-
-def as_device(device: str | torch.device) -> torch.device:
-    """'auto' | 'cpu' | 'cuda' (checked by resolve_device) | 'cuda:1' | torch.device -> torch.device."""
-    if isinstance(device, torch.device):
-        return device
-    if device in ("auto", "cpu", "cuda"):
-        return resolve_device(device)
-    return torch.device(device)
 
 
 def memory_bound_bytes(Q: int, D: int, chunk: int, query_block: int = 4096,

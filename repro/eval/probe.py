@@ -8,8 +8,9 @@ The paper's protocol, as the pieces a table stage composes:
 - `representation`: images -> feature matrices for several image sets at once, either the
   discriminator's pooled features (BN statistics inferred once on training images, as the
   authors did, or the checkpoint's running averages) or raw pixels (the harness's baseline).
-- `svm_draws`: fit the L2-SVM on each of several draws and score it, with the evaluation
-  features moved to the solver's device once for all draws.
+- `svm_draws`: fit the evaluator (a registered name, repro.eval.evaluators; the L2-SVM by
+  default) on each of several draws and score it, with the evaluation features moved to the
+  solver's device once for all draws; `choose_C` picks a regularised evaluator's C.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from torch import Tensor, nn
 from repro.data.base import to_float
 from repro.errors import ReproError
 from repro.eval.features import extract_features, infer_bn_stats
-from repro.eval.svm import make_svm, select_C, to_tensor
+from repro.eval.svm import to_tensor
+from repro.registry import EVALUATORS
 from repro.utils.progress import progress
 
 BnMode = Literal["inferred", "running"]
@@ -107,9 +109,10 @@ def representation(D: nn.Module | None, pixel_range: str, image_sets: dict[str, 
 
 
 def _draw_fits(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray, *,
-               per_class: int | None, draws: int, Cs: list[float], solver: str, seed: int,
-               device: torch.device, desc: str, options: dict[str, Any]) -> list[list[float]]:
-    """Accuracy of one SVM per (C, draw): [[acc of draw 0, 1, ...] for each C of Cs].
+               per_class: int | None, draws: int, Cs: list[float | None], solver: str,
+               seed: int, device: torch.device, desc: str, options: dict[str, Any],
+               evaluator: str) -> list[list[float]]:
+    """Accuracy of one classifier per (C, draw): [[acc of draw 0, 1, ...] for each C of Cs].
 
     Draw-major: a draw's rows go to the solver's device once and every C is fitted on that
     same tensor, so the torch solver's N x N Gram matrix (cached per tensor by
@@ -117,7 +120,8 @@ def _draw_fits(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray,
     matrix of the whole pool, sliced per draw, would cost pool^2 x D instead of
     draws x n_draw^2 x D: more for every protocol here (Table 2: 63k^2 vs 100 x 1000^2).
     """
-    options = dict(options)
+    make = EVALUATORS.get(evaluator).make
+    options = dict(options, solver=solver)
     dtype = options.get("dtype", torch.float32)
     if solver == "torch":
         options["device"] = device
@@ -126,19 +130,22 @@ def _draw_fits(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray,
     for d in progress(range(draws), desc=desc, unit="draw", disable=draws == 1):
         idx = (np.arange(len(y_pool)) if per_class is None
                else per_class_draw(y_pool, per_class, draw_rng(seed, d)))
-        X_draw = np.asarray(X_pool[idx])
+        # the whole pool: no copy (a paper-sized memmap would be read into memory twice)
+        X_draw = np.asarray(X_pool if per_class is None else X_pool[idx])
         if solver == "torch":
             X_draw = to_tensor(X_draw, device, dtype)
         for i, c in enumerate(Cs):
-            clf = make_svm(solver, c, **options).fit(X_draw, y_pool[idx])
+            clf = make(C=c, **options).fit(X_draw, y_pool[idx])
             out[i].append(clf.score(X_eval, y_eval))
     return out
 
 
 def svm_draws(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray, *,
               per_class: int | None, draws: int, C: float, solver: str, seed: int,
-              device: torch.device, desc: str = "svm draws", **svm_options: Any) -> list[float]:
-    """Accuracy (in [0, 1]) on (X_eval, y_eval) of one SVM per labelled draw from the pool.
+              device: torch.device, desc: str = "svm draws", evaluator: str = "l2svm",
+              **svm_options: Any) -> list[float]:
+    """Accuracy (in [0, 1]) on (X_eval, y_eval) of one classifier per labelled draw from the
+    pool (C None for an evaluator that has none).
 
     per_class None: one fit on the whole pool (`draws` must be 1).
     """
@@ -146,22 +153,23 @@ def svm_draws(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray, 
         raise ReproError("svm_draws: a fit on the whole pool is one draw; set draws to 1")
     return _draw_fits(X_pool, y_pool, X_eval, y_eval, per_class=per_class, draws=draws, Cs=[C],
                       solver=solver, seed=seed, device=device, desc=desc,
-                      options=svm_options)[0]
+                      options=svm_options, evaluator=evaluator)[0]
 
 
 def choose_C(X_pool: Any, y_pool: np.ndarray, X_val: Any, y_val: np.ndarray, *,
              grid: list[float], per_class: int | None, draws: int, solver: str, seed: int,
-             device: torch.device, **svm_options: Any) -> dict:
+             device: torch.device, evaluator: str = "l2svm", **svm_options: Any) -> dict:
     """The C of `grid` with the best mean validation accuracy over `draws` labelled draws
-    (the authors' SVHN selection; per_class None: one fit on the whole pool per C)."""
-    if per_class is None:
-        options = dict(svm_options, **({"device": device} if solver == "torch" else {}))
-        res = select_C(np.asarray(X_pool), y_pool, X_val, y_val, grid, solver=solver, **options)
-        return {"best_C": res["best_C"], "val_acc": {str(c): [a] for c, a in res["scores"].items()}}
+    (the authors' SVHN selection; per_class None: one fit on the whole pool per C). An
+    evaluator without a C (not `regularised`) has nothing to choose: best_C None."""
+    if not EVALUATORS.get(evaluator).regularised:
+        return {"best_C": None, "val_acc": {}}
+    if not grid:
+        raise ReproError("choosing C needs a non-empty grid of C values")
     # The same draws for every C (seed fixed), so C is compared on equal footing.
     accs = _draw_fits(X_pool, y_pool, X_val, y_val, per_class=per_class, draws=draws, Cs=grid,
                       solver=solver, seed=seed, device=device, desc="select C",
-                      options=svm_options)
+                      options=svm_options, evaluator=evaluator)
     scores: dict[str, list[float]] = {}
     for c, a in zip(grid, accs):
         scores[str(c)] = a

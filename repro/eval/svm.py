@@ -45,30 +45,23 @@ into the matmuls, so X is never copied or modified, and applies again at predict
 
 from __future__ import annotations
 
-import math
-import numbers
 import warnings
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from repro.errors import ReproError
-from repro.eval.nearest import as_device
+from repro.eval.svm_objective import BLOCK_BYTES, check_C, labels_of, l2svm_objective, signs
+from repro.eval.svm_sklearn import LinearSVCClassifier
+from repro.utils.device import as_device
 
 SOLVERS = ("liblinear", "torch")
 PRECONDITIONERS = ("nystrom", "jacobi")
 # primal: Newton in the (D+1)-dim weight space; kernel: in the N-dim coefficient space
 # (repro.eval.svm_kernel); auto: kernel when N <= D and N <= kernel_max, else primal.
 SPACES = ("auto", "primal", "kernel")
-_BLOCK_BYTES = 64 << 20
-
-
-def _check_C(C: float) -> float:
-    if not isinstance(C, numbers.Real) or not math.isfinite(C) or C <= 0:
-        raise ReproError(f"SVM regularisation C must be a positive finite number, got {C!r}")
-    return float(C)
 
 
 def to_tensor(X: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -81,54 +74,11 @@ def to_tensor(X: Any, device: torch.device, dtype: torch.dtype) -> Tensor:
         raise ReproError("features must be a 2-d (N, D) numpy array, memmap or tensor")
     N, D = X.shape
     out = torch.empty((N, D), dtype=dtype, device=device)
-    rows = max(1, _BLOCK_BYTES // max(1, D * 8))
+    rows = max(1, BLOCK_BYTES // max(1, D * 8))
     for s in range(0, N, rows):
         block = np.ascontiguousarray(X[s:s + rows])
         out[s:s + rows] = torch.from_numpy(block).to(device=device, dtype=dtype)
     return out
-
-
-def _labels(y: Any) -> np.ndarray:
-    y = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
-    if y.ndim != 1:
-        raise ReproError(f"labels must be 1-d, got shape {y.shape}")
-    return y
-
-
-def _signs(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
-    """(N,) labels -> (N, K') +-1 targets (K' = 1 for two classes, as in sklearn)."""
-    if len(classes) == 2:
-        return np.where(y == classes[1], 1.0, -1.0)[:, None]
-    return np.where(y[:, None] == classes[None, :], 1.0, -1.0)
-
-
-def l2svm_objective(X: Any, y: Any, coef: Any, intercept: Any, C: float,
-                    classes: Any = None, intercept_scaling: float = 1.0) -> float:
-    """The L2-SVM primal objective (summed over the one-vs-rest problems), in float64.
-
-    coef (K', D) and intercept (K',) follow sklearn's layout (LinearSVC.coef_/intercept_):
-    K' = 1 for binary problems. The intercept's weight v = intercept / intercept_scaling is
-    penalised like liblinear does. `classes` defaults to the sorted unique labels of y.
-    """
-    y = _labels(y)
-    classes = np.unique(y) if classes is None else np.asarray(classes)
-    W = torch.as_tensor(np.asarray(coef), dtype=torch.float64)
-    b = torch.as_tensor(np.asarray(intercept), dtype=torch.float64).reshape(-1)
-    if W.dim() != 2 or W.shape[0] != b.shape[0]:
-        raise ReproError(f"coef {tuple(W.shape)} and intercept {tuple(b.shape)} do not match")
-    Y = torch.from_numpy(_signs(y, classes))
-    if Y.shape[1] != W.shape[0]:
-        raise ReproError(f"{W.shape[0]} weight vectors for {len(classes)} classes")
-    loss = torch.zeros((), dtype=torch.float64)
-    N = len(y)
-    rows = max(1, _BLOCK_BYTES // max(1, W.shape[1] * 8))
-    for s in range(0, N, rows):
-        xb = X[s:s + rows]
-        xb = xb.detach().cpu().double() if isinstance(xb, Tensor) else torch.from_numpy(np.asarray(xb, np.float64))
-        viol = (1.0 - Y[s:s + rows] * (xb @ W.T + b)).clamp_min(0.0)
-        loss += (viol * viol).sum()
-    reg = 0.5 * ((W * W).sum() + ((b / intercept_scaling) ** 2).sum())
-    return float(reg + C * loss)
 
 
 class L2SVM:
@@ -139,7 +89,7 @@ class L2SVM:
                  standardize: bool = False, intercept_scaling: float = 1.0,
                  cg_max_iter: int = 500, precondition: str = "nystrom", rank: int = 256,
                  space: str = "auto", kernel_max: int = 12_000):
-        self.C = _check_C(C)
+        self.C = check_C(C)
         if tol <= 0 or max_iter < 1 or intercept_scaling <= 0:
             raise ReproError("tol and intercept_scaling must be > 0 and max_iter >= 1")
         self.tol, self.max_iter, self.cg_max_iter = float(tol), int(max_iter), int(cg_max_iter)
@@ -180,7 +130,7 @@ class L2SVM:
         """Diagonal of the generalised Hessian, (D+1, K): 1 + 2C sum_{i in A} x_ij^2."""
         D = X.shape[1]
         acc = torch.zeros((D, A.shape[1]), dtype=torch.float64, device=X.device)
-        rows = max(1, _BLOCK_BYTES // max(1, D * X.element_size()))
+        rows = max(1, BLOCK_BYTES // max(1, D * X.element_size()))
         for s in range(0, X.shape[0], rows):
             xb = X[s:s + rows]
             acc += ((xb * xb).T @ A[s:s + rows].to(X.dtype)).double()
@@ -194,14 +144,14 @@ class L2SVM:
 
     # --- fitting ----------------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> "L2SVM":
-        y = _labels(y)
+        y = labels_of(y)
         Xt = to_tensor(X, self.device, self.dtype)
         if Xt.shape[0] != len(y) or len(y) == 0:
             raise ReproError(f"{len(y)} labels for {Xt.shape[0]} feature rows")
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ReproError("SVM training needs at least two classes in y")
-        Y = torch.from_numpy(_signs(y, self.classes_)).to(self.device)  # (N, K) float64
+        Y = torch.from_numpy(signs(y, self.classes_)).to(self.device)  # (N, K) float64
         self.mean_ = self.scale_ = None
         if self.standardize:
             mean = _column_sum(Xt, None) / Xt.shape[0]
@@ -378,7 +328,7 @@ class L2SVM:
 
     def score(self, X: Any, y: Any) -> float:
         """Accuracy in [0, 1]."""
-        return float(np.mean(self.predict(X) == _labels(y)))
+        return float(np.mean(self.predict(X) == labels_of(y)))
 
     def objective(self, X: Any, y: Any) -> float:
         """Primal objective on (X, y), summed over classes (standardised X if standardize)."""
@@ -393,14 +343,12 @@ class L2SVM:
 def _column_sum(X: Tensor, mean: Tensor | None) -> Tensor:
     """Per-feature sum of x (mean None) or of (x - mean)^2, float64, in row blocks."""
     acc = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-    rows = max(1, _BLOCK_BYTES // max(1, X.shape[1] * 8))
+    rows = max(1, BLOCK_BYTES // max(1, X.shape[1] * 8))
     for s in range(0, X.shape[0], rows):
         xb = X[s:s + rows].double()
         acc += xb.sum(0) if mean is None else (xb - mean).pow(2).sum(0)
     return acc
 
-
-from repro.eval.svm_sklearn import LinearSVCClassifier  # noqa: E402  (re-exported)
 
 
 def make_svm(solver: str, C: float, **kwargs: Any) -> L2SVM | LinearSVCClassifier:
@@ -414,24 +362,3 @@ def make_svm(solver: str, C: float, **kwargs: Any) -> L2SVM | LinearSVCClassifie
     if solver == "liblinear":
         return LinearSVCClassifier(C, **kwargs)
     raise ReproError(f"unknown SVM solver {solver!r}; valid names: {', '.join(SOLVERS)}")
-
-
-def select_C(X_tr: Any, y_tr: Any, X_val: Any, y_val: Any, grid: Sequence[float],
-             solver: str = "torch", **kwargs: Any) -> dict:
-    """Fit one SVM per C in `grid`; pick the best validation accuracy (first in grid on ties).
-
-    Returns {"best_C": float, "scores": {C: validation accuracy}}. For the torch solver the
-    features are moved to the device once and reused for every C.
-    """
-    grid = [_check_C(c) for c in grid]
-    if not grid:
-        raise ReproError("select_C needs a non-empty grid of C values")
-    if solver == "torch":
-        probe = make_svm(solver, grid[0], **kwargs)
-        X_tr = to_tensor(X_tr, probe.device, probe.dtype)
-        X_val = to_tensor(X_val, probe.device, probe.dtype)
-    scores: dict[float, float] = {}
-    for c in grid:
-        scores[c] = make_svm(solver, c, **kwargs).fit(X_tr, y_tr).score(X_val, y_val)
-    best = max(grid, key=lambda c: (scores[c], -grid.index(c)))
-    return {"best_C": best, "scores": scores}

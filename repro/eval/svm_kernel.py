@@ -29,7 +29,7 @@ from torch import Tensor
 LineSearch = Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]
 
 
-_LAST: dict = {}  # one cached Gram matrix: select_C fits the same X once per C
+_LAST: dict = {}  # one cached Gram matrix: choosing C fits the same X once per C
 # Up to this many samples the Newton loop runs its products on one CPU thread: a CG step is a
 # few (N, N) x (N, K) products of a few ms each, where OpenMP's fork/join costs more than the
 # second thread saves, and on an oversubscribed CPU a descheduled worker stalls every such

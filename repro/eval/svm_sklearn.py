@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from repro.eval.svm import _check_C, _labels, l2svm_objective
+from repro.eval.svm_objective import check_C, labels_of, l2svm_objective
 
 
 class LinearSVCClassifier:
@@ -17,7 +17,7 @@ class LinearSVCClassifier:
                  standardize: bool = False, intercept_scaling: float = 1.0, **_ignored: Any):
         from sklearn.svm import LinearSVC
 
-        self.C = _check_C(C)
+        self.C = check_C(C)
         self.standardize = bool(standardize)
         self.s = float(intercept_scaling)
         self.model = LinearSVC(C=self.C, loss="squared_hinge", penalty="l2", dual=dual, tol=tol,
@@ -35,7 +35,7 @@ class LinearSVCClassifier:
         return X
 
     def fit(self, X: Any, y: Any) -> "LinearSVCClassifier":
-        self.model.fit(self._np(X, fit=True), _labels(y))
+        self.model.fit(self._np(X, fit=True), labels_of(y))
         self.classes_ = self.model.classes_
         self.coef_, self.intercept_ = self.model.coef_, self.model.intercept_
         self.n_iter_ = self.model.n_iter_
@@ -48,7 +48,7 @@ class LinearSVCClassifier:
         return self.model.predict(self._np(X))
 
     def score(self, X: Any, y: Any) -> float:
-        return float(np.mean(self.predict(X) == _labels(y)))
+        return float(np.mean(self.predict(X) == labels_of(y)))
 
     def objective(self, X: Any, y: Any) -> float:
         return l2svm_objective(self._np(X), y, self.coef_, self.intercept_, self.C,

@@ -1,4 +1,4 @@
-"""What the Table 1 and Table 2 stages share: typed sub-sections, data and checkpoint loading,
+"""What every probe table (repro.stages.probe_table) shares: typed sub-sections, data and checkpoint loading,
 and the representations (checkpointed discriminators, raw pixels, K-means features, or any
 module `python -m repro.probe` was given) a linear probe runs on."""
 
@@ -19,14 +19,14 @@ from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import ReproError
 from repro.eval.kmeans import KMeansFeatures, KMeansSettings
-
-KMeansConfig = KMeansSettings  # Table 1's `kmeans:` section is the recipe's settings type
 from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import AUTHORS_C_GRID, CHECKPOINT, KMEANS, RAW, Protocol
 from repro.stages.common import Stage, not_run_cell
 from repro.stages.rows import FinishedRows, fingerprint
 from repro.utils.io import read_json
+
+KMeansConfig = KMeansSettings  # Table 1's `kmeans:` section is the recipe's settings type
 
 
 class FeatureConfig(Section):
@@ -131,7 +131,7 @@ class Features:
     seed: int | None
     data_source: str  # what the representation was trained on
     checkpoint: dict | None
-    widest_layer: int  # max # of feature units (channels of the widest D layer; pixels: C*H*W)
+    widest_layer: int  # max # of feature units (widest D layer; pixels: C*H*W; K-means: centroids)
     feature_dim: int
 
 
@@ -150,8 +150,9 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
         # unscaled sums over ~170 positions also make the SVM's Newton systems ill-conditioned.
         mean, std = sets["train"].mean(0), sets["train"].std(0) + 1e-2
         sets = {name: (f - mean) / std for name, f in sets.items()}
+        # its "feature units" are the centroids (the paper's 4,800 for this row), not 4 x that
         return Features(sets, None, "the labelled set's training images (unsupervised K-means)",
-                        None, km.dim, km.dim)
+                        None, km.s.n_centroids, km.dim)
     if source.train_name == RAW:
         sets = representation(None, "tanh", images, bn_images=None, settings=cfg.settings(),
                               device=device)

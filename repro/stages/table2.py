@@ -11,6 +11,9 @@ all seeds' draws pooled), and the harness's baselines: raw pixels + the same L2-
 raw pixels of the same draws (the paper's "KNN" row), and the supervised CNN with D's
 architecture on one draw's 1000 labels, hyperparameters by random search.
 
+The rows run on the probe-table runner (repro.stages.probe_table); this module is the table's
+spec (section, columns, data split, cell facts) and its two rows that are not probes.
+
 Each finished row (an SVM row's checkpoint, the KNN row, the supervised search) is kept in
 `<metrics>.partial.json` beside the metrics file (not a declared output, so `dvc repro` leaves
 it); a rerun with the same config and inputs reuses those rows, and the file is removed once
@@ -23,7 +26,6 @@ the metrics file is written (repro.stages.rows).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,16 +34,13 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from repro.config import Section
 from repro.data.fit import Fit
 from repro.errors import cli_errors
-from repro.eval.nearest import StreamingNN
-from repro.eval.probe import choose_C, draw_rng, per_class_draw, split_off, svm_draws
+from repro.eval.probe import draw_rng, per_class_draw, split_off
 from repro.eval.supervised import SearchSpace, random_search
-from repro.published.protocol import (KNN, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED,
-                                      Protocol, comparable, diff_lines)
-from repro.registry import MODELS
-from repro.stages.common import Stage, metric_cell, stage_main
-from repro.stages.rows import FinishedRows, fingerprint, stage_key
-from repro.stages.probing import (FeatureConfig, Source, SvmConfig, features, load_split,
-                                  not_run_cells, probe_rows, rows_of, sources)
+from repro.published.protocol import KNN, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED
+from repro.registry import EVALUATORS, MODELS
+from repro.stages.common import Stage, metric_cell
+from repro.stages.probe_table import Column, ProbeData, ProbeTable, Run, stage_entry
+from repro.stages.probing import FeatureConfig, SvmConfig, load_split, rows_of
 
 P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the defaults below
 _MODELS, _VARIANTS = rows_of(P)
@@ -69,6 +68,8 @@ class Table2Config(Section):
     select_draws: PositiveInt = P.paper("select_draws")
     test_draws: PositiveInt = P.paper("test_draws")
     seed: int = 0
+    # a registered evaluator (repro.eval.evaluators) fitted on the features
+    evaluator: str = P.evaluator
     # row id -> checkpoint folder under the checkpoints dir, or "raw_pixels"
     models: dict[str, str] = Field(default_factory=lambda: dict(_MODELS))
     # row id -> the variant its checkpoints must hold (checkpoint rows only)
@@ -92,7 +93,9 @@ def _dry(cfg: Table2Config) -> Table2Config:
             "trials": min(cfg.supervised.trials, 1), "epochs": [1], "batch_size": [8]})})
 
 
-def _data(stage: Stage, cfg: Table2Config, size: int, channels: int):
+def load(stage: Stage, cfg: Table2Config, size: int, channels: int) -> ProbeData:
+    """The labelled pool ("train"), a validation split (the dataset's, or carved off the
+    pool) that C is chosen on, and the test split."""
     train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels, cfg.fit)
     test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels, cfg.fit)
     if cfg.valid_split:
@@ -102,7 +105,11 @@ def _data(stage: Stage, cfg: Table2Config, size: int, channels: int):
     else:
         rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
         pool, valid = train.subset(torch.from_numpy(rest)), train.subset(torch.from_numpy(val))
-    return pool, valid, test
+    sets = {"train": pool, "valid": valid, "test": test}
+    return ProbeData({k: d.images for k, d in sets.items()},
+                     {k: d.labels.numpy() for k, d in sets.items()},
+                     ("train", None, "valid", None), pool.real and test.real, pool.source,
+                     {"sets": sets})
 
 
 def effective_protocol(stage: Stage, cfg: Table2Config, *, real: bool, n_valid: int) -> dict:
@@ -113,85 +120,30 @@ def effective_protocol(stage: Stage, cfg: Table2Config, *, real: bool, n_valid: 
             "n_valid": n_valid, "max_train": cfg.max_train, "max_test": cfg.max_test,
             "per_class": cfg.per_class, "select_draws": cfg.select_draws,
             "test_draws": cfg.test_draws, "C_grid": list(cfg.svm.C_grid),
-            "bn": cfg.features.bn, "trials": cfg.supervised.trials, "checkpoint_dry_run": False}
+            "bn": cfg.features.bn, "trials": cfg.supervised.trials, "checkpoint_dry_run": False,
+            "evaluator": cfg.evaluator}
 
 
-def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path) -> None:
-    table2(Stage.open("table2", Table2Config, "table2"), checkpoints, metrics_path, provenance_dir)
-
-
-def table2(stage: Stage, checkpoints: Path | None, metrics_path: Path, provenance_dir: Path,
-           srcs: list[Source] | None = None, cell_prefix: str | None = None,
-           input_shape: tuple[int, int] | None = None, protocol: Protocol = TABLE2) -> None:
-    """`srcs`: the representations to probe (default: the section's `models`, from
-    `checkpoints`); `cell_prefix` names the cells (repro.probe writes its own rows);
-    `input_shape`: (size, channels) the images are fitted to (default: the supervised
-    row's architecture, svhn32's 32x32 RGB); `protocol`: any table declared with Table 2's
-    fields and columns (labelled draws, C by validation draws, test draws) runs here."""
-    table = protocol.table
-    cell_prefix = cell_prefix or table
-    cfg: Table2Config = stage.section
-    if stage.dry_run:
-        cfg = _dry(cfg)
-    spec = MODELS.get(cfg.supervised.variant).spec
-    size, channels = input_shape or (spec.image_size, spec.channels)
-    pool, valid, test = _data(stage, cfg, size, channels)
-    images = {"train": pool.images, "valid": valid.images, "test": test.images}
-    y = {"train": pool.labels.numpy(), "valid": valid.labels.numpy(), "test": test.labels.numpy()}
-    real = pool.real and test.real and not stage.dry_run
-    n_labels = cfg.per_class * len(np.unique(y["train"]))
-    effective = effective_protocol(stage, cfg, real=pool.real and test.real, n_valid=len(valid))
-    deviations = stage.deviations()
-    if not real:
-        deviations.append(f"not real data: {cfg.dataset} ({pool.source})")
+def facts(stage: Stage, cfg: Table2Config, data: ProbeData) -> tuple[dict, dict]:
+    pool, valid, test = (data.facts["sets"][k] for k in ("train", "valid", "test"))
+    n_labels = cfg.per_class * len(np.unique(data.labels["train"]))
     base = stage.protocol(dataset=cfg.dataset, n_pool=len(pool), n_valid=len(valid),
                           n_test=len(test), n_labels=n_labels, per_class=cfg.per_class,
-                          test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn,
-                          evaluator=protocol.evaluator)
-    judge = _Judge(protocol, effective, deviations, cell_prefix == table)
-    metrics: dict[str, dict] = {}
-    done = FinishedRows(metrics_path, stage_key(stage, cfg, fingerprint(
-        pool.images, pool.labels, valid.images, valid.labels, test.images, test.labels)), table)
-    if srcs is None:
-        srcs = sources(checkpoints, cfg.models, cfg.variants, table)
-    by_row, missing, timings = probe_rows(stage, srcs, done, lambda src, cache: _svm_row(
-        src, cfg, stage, images, y, size, cache))
-    for row, recs in by_row.items():
-        metrics[f"{cell_prefix}/{row}/err@1000"] = _svm_cell(
-            row, recs[-1][0], [rec for _, rec in recs], base, judge)
-    # reported as not run, with why, never silently dropped
-    metrics.update(not_run_cells(protocol, missing, cfg.models, base, cell_prefix,
-                                 {"err@1000": "%"}))
+                          test_source=test.source, solver=cfg.svm.solver, bn=cfg.features.bn)
+    return effective_protocol(stage, cfg, real=data.real, n_valid=len(valid)), base
+
+
+def harness_rows(run: Run) -> dict[str, dict]:
+    """The KNN row (1-NN on raw pixels of the test draws) and the supervised CNN's cells;
+    each a finished row of its own."""
+    cfg, out = run.cfg, {}
     if cfg.knn:
-        metrics[f"{cell_prefix}/knn/err@1000"] = done.run("knn", "", lambda: _knn_cell(
-            cfg, pool, test, base, judge, stage.device))
+        out[f"{run.prefix}/knn/err@1000"] = run.done.run("knn", "", lambda: _knn_cell(run))
     if cfg.supervised.trials:
-        rec = done.run("supervised_cnn", "", lambda: _timed(lambda: _supervised_cells(
-            cfg, pool, valid, test, stage, base, judge)))
-        metrics.update({k.replace(f"{table}/", f"{cell_prefix}/", 1): c
-                        for k, c in rec["cells"].items()})
-        timings["supervised_cnn"] = rec["seconds"]
-    stage.write_metrics(metrics_path, metrics)
-    done.finish()
-    stage.write_provenance(provenance_dir, seconds_per_row=timings, missing_rows=missing,
-                           reused_rows=done.reused,
-                           seeds=sorted({s for c in metrics.values() for s in c["seeds"]}))
-
-
-class _Judge:
-    """Comparability of Table 2's cells: the protocol diff of a row kind and column against
-    the run's effective protocol (with per-row facts), and the deviations that go with it."""
-
-    def __init__(self, protocol: Protocol, effective: dict, deviations: list[str],
-                 paper_rows: bool):
-        self.protocol, self.table = protocol, protocol.table
-        self.effective, self.deviations, self.paper_rows = effective, deviations, paper_rows
-
-    def __call__(self, kind: str, published: bool, column: str = "err@1000",
-                 moved: list[dict] = (), **facts) -> dict:
-        diff = self.protocol.diff(kind, column, {**self.effective, **facts}) + list(moved)
-        return {"comparable": comparable(published and self.paper_rows, diff),
-                "protocol_diff": diff, "lines": diff_lines(diff)}
+        rec = run.done.run("supervised_cnn", "", lambda: _timed(lambda: _supervised_cells(run)))
+        out.update({k.replace(f"{run.spec.table}/", f"{run.prefix}/", 1): c
+                    for k, c in rec["cells"].items()})
+    return out
 
 
 def _timed(compute) -> dict:
@@ -200,106 +152,71 @@ def _timed(compute) -> dict:
     return {"cells": cells, "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def _svm_row(src, cfg: Table2Config, stage: Stage, images: dict, y: dict, size: int,
-             cache: Path) -> dict:
-    """One checkpoint's (or raw pixels') features, C selection and test errors (a JSON record)."""
-    t0 = time.perf_counter()
-    feats = features(src, images, cfg.features, stage.device, size, cache)
-    X = feats.sets
-    common = dict(solver=cfg.svm.solver, device=stage.device, **cfg.svm.options())
-    sel = choose_C(X["train"], y["train"], X["valid"], y["valid"], grid=list(cfg.svm.C_grid),
-                   per_class=cfg.per_class, draws=cfg.select_draws, seed=cfg.seed, **common)
-    accs = svm_draws(X["train"], y["train"], X["test"], y["test"], per_class=cfg.per_class,
-                     draws=cfg.test_draws, C=sel["best_C"], seed=cfg.seed + 1,
-                     desc=f"{src.row} test draws", **common)
-    feats.sets = {}  # the memmaps live in the cache folder; keep only the facts
-    ckpt = feats.checkpoint or {}
-    return {"errs": [100 * (1 - a) for a in accs], "best_C": sel["best_C"],
-            "val_acc": sel["val_acc"], "seed": feats.seed, "feature_dim": feats.feature_dim,
-            "data_source": feats.data_source, "has_checkpoint": bool(feats.checkpoint),
-            "ckpt_deviations": list(ckpt.get("deviations", [])),
-            "ckpt_dry_run": bool(ckpt.get("dry_run")),
-            "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def _svm_cell(row: str, src: Source, results: list[dict], base: dict, judge: _Judge) -> dict:
-    errs = [e for r in results for e in r["errs"]]
-    first = results[0]
-    ckpt_devs = [d for r in results for d in r["ckpt_deviations"]]
-    seeds = [r["seed"] for r in results if r["seed"] is not None]
-    ckpt_dry = any(r["ckpt_dry_run"] for r in results)
-    spec = judge.protocol.row(row, src.train_name)
-    compares_to = f"{judge.table}/{spec.published}/err@1000" if spec.published else None
-    what = getattr(src.module, "what", None) or spec.what
-    std = float(np.std(errs, ddof=1)) if len(errs) > 1 else None
-    j = judge(src.kind, compares_to is not None, checkpoint_dry_run=ckpt_dry,
-              moved=judge.protocol.source_diff(row, src.train_name, src.expect_variant))
-    return metric_cell(
-        errs, seeds=seeds, comparable=j["comparable"],
-        compares_to=compares_to,
-        protocol={**base, "representation": what, "feature_dim": first["feature_dim"],
-                  "pretraining_data": first["data_source"],
-                  "checkpoint_source": "authors" if row == "dcgan_authors" else
-                  ("harness" if first["has_checkpoint"] else "none"),
-                  "C": [r["best_C"] for r in results]},
-        val_acc_by_C=[r["val_acc"] for r in results],
-        deviations=list(dict.fromkeys(judge.deviations + ckpt_devs + j["lines"])),
-        protocol_diff=j["protocol_diff"],
-        n_labels=base["n_labels"], n_draws=len(first["errs"]),
-        ci95=1.96 * std if std is not None else None,
-        per_seed=[float(np.mean(r["errs"])) for r in results])
-
-
-def _knn_cell(cfg: Table2Config, pool, test, base: dict, judge: _Judge,
-              device: torch.device) -> dict:
+def _knn_cell(run: Run) -> dict:
     """1-NN (Euclidean, raw pixels in [0, 1]) on each test draw's labelled images."""
+    cfg, device = run.cfg, run.stage.device
+    pool, test = run.data.facts["sets"]["train"], run.data.facts["sets"]["test"]
+    evaluator = EVALUATORS.get(TABLE2_KNN.evaluator)
     q = test.images.flatten(1).float() / 255  # (Q, D)
     errs = []
     for d in range(cfg.test_draws):
         idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class,
                                               draw_rng(cfg.seed + 1, d)))
-        nn = StreamingNN(q.to(device), device=device)
-        nn.update((pool.images[idx].flatten(1).float() / 255).to(device), pool.labels[idx].to(device))
-        errs.append(100.0 * (nn.predict().cpu() != test.labels).float().mean().item())
-    j = judge(KNN, True)
+        clf = evaluator.make(device=device).fit(pool.images[idx].flatten(1).float() / 255,
+                                                pool.labels[idx])
+        errs.append(100.0 * (clf.predict(q) != test.labels).float().mean().item())
+    j = run.judge(KNN, True, "err@1000")
     return metric_cell(errs, comparable=j["comparable"],
-                       compares_to=f"{judge.table}/{TABLE2_KNN.published}/err@1000",
-                       protocol={**base, "representation": TABLE2_KNN.what},
-                       deviations=judge.deviations + j["lines"], protocol_diff=j["protocol_diff"],
-                       n_labels=base["n_labels"], n_draws=len(errs))
+                       compares_to=f"{run.spec.table}/{TABLE2_KNN.published}/err@1000",
+                       protocol={**run.base, "representation": TABLE2_KNN.what,
+                                 "evaluator": evaluator.label},
+                       deviations=run.deviations + j["lines"], protocol_diff=j["protocol_diff"],
+                       n_labels=run.base["n_labels"], n_draws=len(errs))
 
 
-def _supervised_cells(cfg: Table2Config, pool, valid, test, stage: Stage, base: dict,
-                      judge: _Judge) -> dict:
+def _supervised_cells(run: Run) -> dict:
+    cfg, base, table = run.cfg, run.base, run.spec.table
     sup = cfg.supervised
+    pool, valid, test = (run.data.facts["sets"][k] for k in ("train", "valid", "test"))
     idx = torch.from_numpy(per_class_draw(pool.labels.numpy(), cfg.per_class, draw_rng(cfg.seed + 1, 0)))
     res = random_search(MODELS.get(sup.variant), (pool.images[idx], pool.labels[idx]),
                         (valid.images, valid.labels), (test.images, test.labels),
                         n_trials=sup.trials, space=sup, seed=sup.seed,
-                        n_classes=int(pool.labels.max()) + 1, device=stage.device)
+                        n_classes=int(pool.labels.max()) + 1, device=run.stage.device)
     best = res["best"]
     protocol = {**base, "representation": f"supervised CNN, {sup.variant} D architecture",
+                "evaluator": "the CNN's own softmax classifier",
                 "trials": sup.trials, "labelled_draw": "the first test draw"}
     extra = {"search_space": sup.space(), "best_trial": best}
-    devs = judge.deviations + ["the paper gives no search space; ours is in protocol.search_space"]
+    devs = run.deviations + ["the paper gives no search space; ours is in protocol.search_space"]
     row = TABLE2_SUPERVISED.published
-    val, test_j = judge(SUPERVISED, True, "val_err@1000"), judge(SUPERVISED, False, "err@1000")
+    val = run.judge(SUPERVISED, True, "val_err@1000")
+    test_j = run.judge(SUPERVISED, False, "err@1000")
     return {  # the paper prints only the validation error of this row
-        f"{judge.table}/{row}/val_err@1000": metric_cell(
+        f"{table}/{row}/val_err@1000": metric_cell(
             [best["val_err"]], comparable=val["comparable"],
-            compares_to=f"{judge.table}/{row}/val_err@1000", protocol=protocol,
+            compares_to=f"{table}/{row}/val_err@1000", protocol=protocol,
             deviations=devs + val["lines"], protocol_diff=val["protocol_diff"],
             n_labels=base["n_labels"], all_trials=res["trials"], **extra),
-        f"{judge.table}/{row}/err@1000": metric_cell(
+        f"{table}/{row}/err@1000": metric_cell(
             [best["test_err"]], comparable=False, compares_to=None,
             protocol=protocol, deviations=devs + test_j["lines"],
             protocol_diff=test_j["protocol_diff"], n_labels=base["n_labels"], **extra),
     }
 
 
+SPEC = ProbeTable(
+    protocol=P, config=Table2Config,
+    columns=(Column("err@1000", draws="test_draws", select_draws="select_draws", error=True),),
+    load=load, facts=facts, dry=_dry, harness_rows=harness_rows,
+    # the supervised row's architecture fixes the input: svhn32's 32x32 RGB
+    input_shape=lambda cfg: (MODELS.get(cfg.supervised.variant).spec.image_size,
+                             MODELS.get(cfg.supervised.variant).spec.channels))
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    stage_main(run, __doc__, ['checkpoints', 'metrics', 'provenance'], argv)
+    stage_entry(SPEC, __doc__)(argv)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from repro.errors import ReproError, cli_errors
 from repro.eval.nearest import StreamingNN
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import CHECKPOINT, REAL, TABLE3, TABLE3_SAMPLES, comparable, diff_lines
+from repro.registry import EVALUATORS
 from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
 from repro.stages.rows import FinishedRows, fingerprint, stage_key
 from repro.train.sampling import generate, save_grid
@@ -95,6 +96,15 @@ def _sample_stream(variant, G, ends: list[int], seed: int, batch: int,
         yield x.flatten(1), y
 
 
+def _nn(queries: torch.Tensor, device: torch.device) -> StreamingNN:
+    """The protocol's evaluator (a registered name) fitted on a stream of reference chunks."""
+    evaluator = EVALUATORS.get(P.evaluator)
+    if evaluator.stream is None:
+        raise ReproError(f"evaluator {evaluator.name!r} cannot be fitted on a stream of samples; "
+                         "Table 3 needs one that can (nn1)")
+    return evaluator.stream(queries, device=device)
+
+
 def _error(nn: StreamingNN, labels: torch.Tensor) -> float:
     return 100.0 * (nn.predict().to(labels.device) != labels).float().mean().item()
 
@@ -148,7 +158,7 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
     data_real = test.real and train.real and not stage.dry_run
     base_protocol = stage.protocol(dataset=cfg.dataset, test_source=test.source,
                                    n_test=len(test), n_train=len(train), train_source=train.source,
-                                   evaluator=P.evaluator)
+                                   evaluator=EVALUATORS.get(P.evaluator).label)
     effective = effective_protocol(stage, cfg, real=test.real and train.real,
                                    n_train=len(train), n_test=len(test))
     deviations = stage.deviations()
@@ -168,7 +178,7 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
 
     def real_row() -> dict:  # Real Data row: 1-NN on real training images
         t0 = time.perf_counter()
-        nn = StreamingNN(queries, device=stage.device)
+        nn = _nn(queries, stage.device)
         nn.update(_flat01(train.images).to(stage.device), train.labels.to(stage.device))
         return {"error": _error(nn, q_labels), "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -248,7 +258,7 @@ def _generator_row(row: str, paths: list[Path], cfg: Table3Config, stage: Stage,
         seeds.append(ckpt["seed"])
         marks = sorted(cfg.n_samples.items(), key=lambda kv: kv[1])
         total = marks[-1][1]
-        nn = StreamingNN(queries, device=stage.device)
+        nn = _nn(queries, stage.device)
         bar = progress(total=total, unit="sample", desc=f"table3 {row} seed {ckpt['seed']}")
         pending = list(marks)
         ends = chunk_ends([n for _, n in marks], cfg.chunk_size)

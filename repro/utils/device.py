@@ -17,6 +17,15 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def as_device(device: str | torch.device) -> torch.device:
+    """'auto' | 'cpu' | 'cuda' (checked by resolve_device) | 'cuda:1' | torch.device -> torch.device."""
+    if isinstance(device, torch.device):
+        return device
+    if device in ("auto", "cpu", "cuda"):
+        return resolve_device(device)
+    return torch.device(device)
+
+
 def describe(device: torch.device) -> str:
     """The hardware behind a device, e.g. 'NVIDIA H100 80GB HBM3' or '2 threads'."""
     if device.type == "cuda":

@@ -1,7 +1,8 @@
 """Which `repro` source files a module can load: the code dependencies of a DVC stage.
 
 Found statically (every `import` anywhere in a file, functions included, plus string
-constants naming a `repro` module, which is how the registry imports its providers), so a
+constants naming a `repro` module, which is how the registry imports its providers; a constant
+`repro.pkg.*` names every public module of that package, as the registry reads it), so a
 lazily imported module counts as much as one imported at the top. `dvc.yaml` must cover each
 stage's set; `tests/test_dvc_deps.py` holds it to that, and
 
@@ -59,7 +60,13 @@ def module_files(name: str, root: Path) -> set[Path]:
     seen: set[Path] = set()
     todo = [name]
     while todo:
-        parts = todo.pop().split(".")
+        name = todo.pop()
+        if name.endswith(".*"):  # a registry provider: every public module of the package
+            folder = root.joinpath(*name[:-2].split("."))
+            todo += [f"{name[:-2]}.{p.stem}" for p in sorted(folder.glob("*.py"))
+                     if not p.name.startswith("_")]
+            name = name[:-2]
+        parts = name.split(".")
         # importing a.b.c runs a/__init__.py and a/b/__init__.py first
         for k in range(1, len(parts) + 1):
             path = module_file(".".join(parts[:k]), root)
