@@ -15,14 +15,15 @@ The paper's protocol, as the pieces a table stage composes:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import PositiveInt
 from torch import Tensor, nn
 
+from repro.config import Section
 from repro.data.base import to_float
 from repro.errors import ReproError
 from repro.eval.features import extract_features, infer_bn_stats
@@ -60,14 +61,18 @@ def split_off(n: int, n_valid: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])
 
 
-@dataclass(frozen=True)
-class FeatureSettings:
+class FeatureSettings(Section):
+    """How features are extracted; also the tables' `features:` config section (one type)."""
+
+    # inferred: BN statistics set once from the labelled set's training images (the authors'
+    # recipe); running: the checkpoint's own running averages from GAN training.
     bn: BnMode = "inferred"
-    bn_batch: int = 128
-    batch_size: int = 256
-    dtype: str = "float16"
+    bn_batch: PositiveInt = 128
+    max_bn_images: PositiveInt | None = None  # BN inferred on at most this many (None: all)
+    batch_size: PositiveInt = 256
+    dtype: Literal["float16", "float32"] = "float16"
     # Host bytes one feature matrix may take in memory; larger ones go to .npy memmaps.
-    max_bytes: int = 2 << 30
+    max_bytes: PositiveInt = 2 << 30
 
 
 def raw_pixels(images: Tensor, pixel_range: str = "tanh") -> np.ndarray:

@@ -11,7 +11,7 @@ from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import PositiveFloat
 
 from repro.config import Section
 from repro.data.base import ImageSet
@@ -26,23 +26,9 @@ from repro.stages.common import Stage, not_run_cell
 from repro.stages.rows import FinishedRows, fingerprint
 from repro.utils.io import read_json
 
-KMeansConfig = KMeansSettings  # Table 1's `kmeans:` section is the recipe's settings type
-
-
-class FeatureConfig(Section):
-    # inferred: BN statistics set once from the labelled set's training images (the authors'
-    # recipe); running: the checkpoint's own running averages from GAN training.
-    bn: Literal["inferred", "running"] = "inferred"
-    bn_batch: PositiveInt = 128
-    max_bn_images: PositiveInt | None = None
-    batch_size: PositiveInt = 256
-    dtype: Literal["float16", "float32"] = "float16"
-    # Feature matrices larger than this many bytes are streamed to .npy memmaps on disk.
-    max_bytes: PositiveInt = 2 << 30
-
-    def settings(self) -> FeatureSettings:
-        return FeatureSettings(bn=self.bn, bn_batch=self.bn_batch, batch_size=self.batch_size,
-                               dtype=self.dtype, max_bytes=self.max_bytes)
+# a table's `features:` and `kmeans:` sections are the extraction's and recipe's settings types
+FeatureConfig = FeatureSettings
+KMeansConfig = KMeansSettings
 
 
 class SvmConfig(Section):
@@ -154,7 +140,7 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
         return Features(sets, None, "the labelled set's training images (unsupervised K-means)",
                         None, km.s.n_centroids, km.dim)
     if source.train_name == RAW:
-        sets = representation(None, "tanh", images, bn_images=None, settings=cfg.settings(),
+        sets = representation(None, "tanh", images, bn_images=None, settings=cfg,
                               device=device)
         dim = next(iter(sets.values())).shape[1]
         return Features(sets, None, "none (raw pixels)", None, dim, dim)
@@ -168,7 +154,7 @@ def features(source: Source, images: dict[str, torch.Tensor], cfg: FeatureConfig
                          f"{expect_size} feature vector; fix the models of this table's section")
     bn_images = images["train"][:cfg.max_bn_images] if cfg.max_bn_images else images["train"]
     sets = representation(D, spec.pixel_range, images, feature_dim=spec.feature_dim,
-                          bn_images=bn_images, settings=cfg.settings(), device=device,
+                          bn_images=bn_images, settings=cfg, device=device,
                           cache_dir=cache, label=f"{source.row}_{source.path.stem}")
     with torch.no_grad():
         probe = torch.zeros(2, spec.channels, spec.image_size, spec.image_size, device=device)
@@ -184,7 +170,7 @@ def _module_features(source: Source, images: dict[str, torch.Tensor], cfg: Featu
     bn_images = images["train"][:cfg.max_bn_images] if cfg.max_bn_images else images["train"]
     sets = representation(m, m.pixel_range, images, feature_dim=m.feature_dim,
                           bn_images=bn_images if cfg.bn == "inferred" else None,
-                          settings=cfg.settings(), device=device, cache_dir=cache,
+                          settings=cfg, device=device, cache_dir=cache,
                           label=f"{source.row}_probe")
     return Features(sets, None, m.data_source, None, m.widest_layer, m.feature_dim)
 
