@@ -103,14 +103,23 @@ def test_dvc_yaml_declares_exactly_the_sections_stages_read():
 
 
 def _stage_models():
+    """section -> its config type: the probe tables' from their specs (every module of
+    repro.stages with a ProbeTable SPEC), the other stages' named here."""
+    import importlib
+    import pkgutil
+
+    from repro import stages
     from repro.figures.config import FiguresConfig
     from repro.stages.port_svhn import PortConfig
-    from repro.stages.table1 import Table1Config
-    from repro.stages.table2 import Table2Config
+    from repro.stages.probe_table import ProbeTable
     from repro.stages.table3 import Table3Config
 
-    return {"table3": Table3Config, "table1": Table1Config, "table2": Table2Config,
-            "port_svhn": PortConfig, "figures": FiguresConfig}
+    models = {"table3": Table3Config, "port_svhn": PortConfig, "figures": FiguresConfig}
+    for m in pkgutil.iter_modules(stages.__path__):
+        spec = getattr(importlib.import_module(f"repro.stages.{m.name}"), "SPEC", None)
+        if isinstance(spec, ProbeTable):
+            models[spec.table] = spec.config
+    return models
 
 
 @pytest.mark.parametrize("profile", available_profiles(REPO / "experiments"))
