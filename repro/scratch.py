@@ -47,6 +47,10 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
         else:
             shutil.copy(src, dest / name)
     params = yaml.safe_load((dest / "params.yaml").read_text())
+    # Shipped checkpoints are pipeline inputs (train stages install them), not outputs.
+    shipped = params.get("paths", {}).get("shipped")
+    if shipped and (repo / shipped).is_dir():
+        shutil.copytree(repo / shipped, dest / shipped)
     params["profile"], params["dry_run"] = profile, dry_run
     if data_search is not None:
         params["data"]["search"] = data_search

@@ -13,6 +13,7 @@ from repro.errors import ReproError
 from repro import registry as registry_module
 from repro.registry import DATASETS, MODELS, Registry
 from repro.train.config import TrainConfig
+from repro.stages.train import TrainStageConfig
 
 from conftest import REPO
 
@@ -40,7 +41,7 @@ def test_every_profile_has_valid_train_sections(repo_copy, profile):
     params = load_params(repo_copy / "params.yaml")
     profile_data = yaml.safe_load((repo_copy / "experiments" / f"{profile}.yaml").read_text())
     for name in profile_data["train"]:
-        cfg = load_section(TrainConfig, f"train.{name}", params, repo_copy / "params.yaml")
+        cfg = load_section(TrainStageConfig, f"train.{name}", params, repo_copy / "params.yaml")
         assert cfg.variant in MODELS
         assert cfg.dataset in DATASETS
 

@@ -6,7 +6,9 @@
 Writes `<out>/seed<k>.pt` per seed, `<out>/epoch1_seed<k>.pt` (first seed, after one epoch),
 sample grids after the first epoch and at the end
 (`<out>/samples_epoch1.png`, `<out>/samples_final.png`, seed = first seed, the paper's
-Figs. 2-3 and 9), and DVCLive logs of losses under `--live`.
+Figs. 2-3 and 9), and DVCLive logs of losses under `--live`. A section with `shipped: <folder>`
+is not trained: the md5-pinned checkpoints the longer `cpu` profile trained with the same
+section are installed from `--shipped <paths.shipped>` instead (repro.train.shipped).
 
 Multi-GPU: `torchrun --nproc_per_node K -m repro.stages.train ...` (same arguments) trains with
 DDP over K processes; rank 0 alone writes files (see repro.train.distributed).
@@ -21,12 +23,13 @@ import torch
 
 from repro.data.fit import Fit
 from repro.data.loading import load_dataset
-from repro.errors import cli_errors
+from repro.errors import ReproError, cli_errors
 from repro.registry import MODELS
 from repro.stages.common import Stage
 from repro.train import distributed
 from repro.train.config import TrainConfig
 from repro.train.sampling import generate, save_grid
+from repro.train.shipped import install
 from repro.train.trainer import GANTrainer
 from repro.utils.io import torch_save
 
@@ -41,6 +44,10 @@ class TrainStageConfig(TrainConfig):
     # 28x28 MNIST to a 32x32 model). A fit that changes the images is a deviation recorded in
     # the checkpoints (so in every cell that uses them) and the provenance (repro.data.fit).
     fit: Fit = "resize"
+    # A folder under `paths.shipped` holding this section's checkpoints, trained by a longer
+    # profile with exactly this section (repro.train.shipped): installed, md5-verified,
+    # instead of trained here. None: train.
+    shipped: str | None = None
 
 
 def train_section(stage: Stage) -> TrainStageConfig:
@@ -51,8 +58,12 @@ def train_section(stage: Stage) -> TrainStageConfig:
     return cfg
 
 
-def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool) -> None:
+def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool,
+        shipped_dir: Path | None = None) -> None:
     stage = Stage.open(f"train_{name}", TrainStageConfig, f"train.{name}")
+    if stage.section.shipped is not None:
+        _install(stage, name, out, live_dir, provenance_dir, shipped_dir)
+        return
     cfg = train_section(stage)
     rank = distributed.init_from_env(stage.device.type)  # 1 process unless under torchrun
     variant = MODELS.get(cfg.variant)
@@ -106,6 +117,20 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
     distributed.shutdown()
 
 
+def _install(stage: Stage, name: str, out: Path, live_dir: Path | None, provenance_dir: Path,
+             shipped_dir: Path | None) -> None:
+    if shipped_dir is None:
+        raise ReproError(f"train.{name}.shipped is set but no --shipped folder was given "
+                         "(dvc.yaml passes paths.shipped)")
+    manifest = install(shipped_dir / stage.section.shipped, stage.section, out, live_dir)
+    print(f"train {name}: installed shipped checkpoint {stage.section.shipped} (trained by profile "
+          f"{manifest['profile']} at git {str(manifest['git'].get('revision'))[:10]}, md5-verified)")
+    stage.write_provenance(provenance_dir, variant=manifest["variant"], seeds=manifest["seeds"],
+                           runs=manifest["runs"], world_size=1,
+                           shipped={k: manifest[k] for k in ("name", "profile", "git", "params_hash",
+                                                             "platform", "wall_time_s", "files")})
+
+
 def _grid(trainer: GANTrainer, path: Path, title: str) -> None:
     spec = trainer.variant.spec
     n = trainer.cfg.grid_size
@@ -129,8 +154,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--live", type=Path, default=None)
     ap.add_argument("--provenance", type=Path, required=True)
     ap.add_argument("--resume", action="store_true", help="continue from <out>/seed<k>.pt")
+    ap.add_argument("--shipped", type=Path, default=None,
+                    help="the shipped-checkpoint folder (paths.shipped), read when the section "
+                         "sets `shipped`")
     args = ap.parse_args(argv)
-    run(args.name, args.out, args.live, args.provenance, args.resume)
+    run(args.name, args.out, args.live, args.provenance, args.resume, args.shipped)
 
 
 if __name__ == "__main__":
