@@ -87,6 +87,27 @@ def test_weak_judge_is_not_comparable(tmp_path):
     assert check_figure(fig7, report.measured).verdict == NOT_COMPARABLE
 
 
+@pytest.mark.parametrize("final, first, fig7_verdict, fig2_verdict", [
+    (0.9, 0.7, SUPPORTS, SUPPORTS),            # learned: the claims are tested
+    (0.1, 0.7, NOT_COMPARABLE, SUPPORTS),      # final generator never learned: Figs. 3-8 say nothing
+    (0.9, 0.1, SUPPORTS, CONTRADICTS)])        # one-epoch samples do not look like rooms yet
+def test_figures_of_a_generator_that_has_not_learned_take_no_side(tmp_path, final, first,
+                                                                  fig7_verdict, fig2_verdict):
+    proto = {"dataset": "synth_rooms", "train_source": "generated: synth_rooms train (seed 0)"}
+    cells = _figure_cells(0.6, 0.2)
+    for k, v in (("fig3/lsun_samples_final/window_rate_vs_real", final),
+                 ("fig2/lsun_samples_1epoch/window_rate_vs_real", first),
+                 ("fig2/lsun_samples_1epoch/nn_train_over_heldout_l2", 1.0),
+                 ("fig6/window_detector/accuracy", 0.95)):
+        cells[k] = _cell(v, None, comparable=False, unit="ratio", protocol=proto)
+    results = make_results(tmp_path, table3={**TABLE3, **cells})
+    report = build_report(results / "metrics", results / "provenance", results / "figures")
+    by_id = {e.spec.id: e for e in report.figures}
+    fig7 = check_figure(by_id["fig7"], report.measured)
+    assert fig7.verdict == fig7_verdict and "generator learned" in fig7.threshold
+    assert check_figure(by_id["fig2"], report.measured).verdict == fig2_verdict
+
+
 def test_inputs_that_do_not_belong_together_are_named(tmp_path):
     results = make_results(tmp_path, table2=None)
     metrics = results / "metrics" / "table3_mnist_nn.json"

@@ -32,6 +32,17 @@ JUDGE_ACCURACY = 0.8
 MEMORISATION_RATIO = 0.8
 
 
+# Has a figure's generator learned its data? Its samples must hold windows at least this
+# share as often as held-out real rooms do (same window detector on both; figures stage's
+# window_rate_vs_real). An unlearned generator's figures test nothing, so Figs. 3-8 take no
+# side below it, and Fig. 2 (samples "already look like bedrooms" after one epoch) is
+# contradicted by its own one-epoch generator falling below it.
+LEARNED_RATIO = 0.5
+REALISM = {"fig2": "lsun_samples_1epoch/window_rate_vs_real"}
+REALISM_DEFAULT = "lsun_samples_final/window_rate_vs_real"
+ROOMS_FIGURES = ("fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8")
+
+
 @dataclass(frozen=True)
 class ClaimCheck:
     number: str  # what the harness measured, in words with the values
@@ -156,9 +167,28 @@ def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimChec
         return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
     # Fig. 8's turn is judged by the attribute classifier that Fig. 7's cells describe
     judges = {m.id.split("/", 1)[1]: m.cell.value for m in measured.values()
-              if m.id.endswith("/attribute_classifier/accuracy") and m.cell.value is not None}
+              if m.id.endswith(("/attribute_classifier/accuracy", "/window_detector/accuracy",
+                                "/window_rate_vs_real")) and m.cell.value is not None}
     found = rule(_values(entry, judges))
-    return found or ClaimCheck("not measured", "-", NOT_RUN)
+    if found is None:
+        return ClaimCheck("not measured", "-", NOT_RUN)
+    return _gate(entry.spec.id, found, judges)
+
+
+def _gate(fig: str, found: ClaimCheck, judges: dict[str, float]) -> ClaimCheck:
+    """`found`, unless the figure's generator has not learned its data (LEARNED_RATIO)."""
+    ratio = judges.get(REALISM.get(fig, REALISM_DEFAULT)) if fig in ROOMS_FIGURES else None
+    if ratio is None or found.verdict in (NOT_COMPARABLE, NOT_RUN):
+        return found
+    learned = f"generator's window rate {_f(ratio)} x real rooms'"
+    threshold = f"{found.threshold}; generator learned: window rate >= {LEARNED_RATIO} x real"
+    weak = _judged(judges, "window_detector/accuracy", "window detector")
+    if weak:
+        return ClaimCheck(f"{found.number}; {learned}, {weak}", threshold, NOT_COMPARABLE)
+    if ratio >= LEARNED_RATIO:
+        return ClaimCheck(f"{found.number}; {learned}", threshold, found.verdict)
+    verdict = CONTRADICTS if fig == "fig2" else NOT_COMPARABLE
+    return ClaimCheck(f"{found.number}; {learned}: not learned", threshold, verdict)
 
 
 def _source_name(source: str, dataset: str | None) -> str:

@@ -225,6 +225,29 @@ def provenance_table(provenance: dict[str, Provenance]) -> Table:
     return headers, rows
 
 
+SHIPPED_MARK = "from a shipped checkpoint"  # repro.train.shipped.shipped_note
+
+
+def shipped_table(provenance: dict[str, Provenance], cells: dict[str, Any]) -> Table:
+    """Models the run installed instead of training (repro.train.shipped): who trained them and
+    which cells (key -> cell with `deviations`) were computed from them."""
+    rows = []
+    for stage, p in provenance.items():
+        s = (p.model_extra or {}).get("shipped")
+        if not s:
+            continue
+        used = sorted(k for k, c in cells.items()
+                      if any(SHIPPED_MARK in d and f"({s['name']})" in d for d in c.deviations))
+        md5 = ", ".join(f"{f}: {v['md5'][:8]}" for f, v in sorted(s["files"].items())
+                        if f.startswith("seed"))
+        wall = f"{s['wall_time_s']:.0f} s" if s.get("wall_time_s") is not None else "-"
+        rev = str((s.get("git") or {}).get("revision") or "unknown")[:10]
+        rows.append([p.stage or stage, s["profile"], rev, ", ".join(map(str, p.seeds)) or "-",
+                     wall, md5 or "-", str(len(used))])
+    return ["Stage", "Trained by profile", "Git revision", "Seeds", "Training time",
+            "md5 (weights)", "Cells computed from it"], rows
+
+
 def libraries_table(provenance: dict[str, Provenance]) -> Table:
     versions: dict[str, dict[str, list[str]]] = {}
     for stage, p in provenance.items():

@@ -21,7 +21,7 @@ from repro.report.claims import check_figure, data_label, heading
 from repro.report.compare import Comparison
 from repro.report.format import (
     Table, appendix, comparison_tables, figure_numbers, harness_table, informational_table,
-    libraries_table, provenance_table, result_table, summary_table,
+    libraries_table, provenance_table, shipped_table, result_table, summary_table,
 )
 
 RULES = (
@@ -190,6 +190,11 @@ def _provenance(report: Report) -> list[str]:
         return lines + [f"**Not run**: no provenance files in `{report.provenance_dir}`.", ""]
     lines += [f"From `{report.provenance_dir}` (start and finish times are kept there).", "",
               md_table(provenance_table(report.provenance)), ""]
+    shipped = shipped_table(report.provenance, {k: m.cell for k, m in report.measured.items()})
+    if shipped[1]:
+        lines += ["Models installed from shipped checkpoints (trained by the longer profile, "
+                  "md5-verified; `results/shipped/`), not trained in this run; every cell "
+                  "computed from one says so among its deviations:", "", md_table(shipped), ""]
     libs = libraries_table(report.provenance)
     if libs[1]:
         lines += ["Library versions:", "", md_table(libs), ""]

@@ -31,7 +31,7 @@ from repro.report.claims import check_figure, heading
 from repro.report.compare import Comparison
 from repro.report.format import (
     Table, comparison_tables, harness_table, informational_table,
-    libraries_table, provenance_table, result_table, summary_table,
+    libraries_table, provenance_table, result_table, shipped_table, summary_table,
 )
 from repro.report.markdown import (
     RULES, appendix_sections, figure_verdicts, headline, inputs_check,
@@ -183,8 +183,13 @@ def _later(report: Report, charts: dict[str, Path], comparison: Comparison | Non
             story.append(_p(f"**{label}**: " + " | ".join(items), "small"))
     story.append(_p("Provenance", "h1"))
     if report.provenance:
-        story += [_table(provenance_table(report.provenance)),
-                  Spacer(0, 6), _table(libraries_table(report.provenance))]
+        story += [_table(provenance_table(report.provenance)), Spacer(0, 6)]
+        shipped = shipped_table(report.provenance, {k: m.cell for k, m in report.measured.items()})
+        if shipped[1]:
+            story += [_p("Models installed from shipped checkpoints (trained by the longer "
+                         "profile, md5-verified), not trained in this run:", "small"),
+                      _table(shipped), Spacer(0, 6)]
+        story.append(_table(libraries_table(report.provenance)))
     else:
         story.append(_p(f"Not run: no provenance files in {report.provenance_dir}."))
     if comparison is not None:

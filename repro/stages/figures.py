@@ -28,6 +28,7 @@ from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import FIGURES, diff_lines
 from repro.stages.common import Stage, stage_main
 from repro.train.sampling import save_grid
+from repro.train.shipped import shipped_note
 
 DRY = {"max_train": 256, "max_heldout": 64, "n_samples": 64, "images": 64, "steps": 5,
        "pool": 64, "test": 32}
@@ -90,6 +91,8 @@ class Figures:
         if ckpt["config"].get("dataset") != cfg.dataset and not self.stage.dry_run:
             raise ReproError(f"{self.paths[0]} was trained on {ckpt['config'].get('dataset')!r} but "
                              f"figures.dataset is {cfg.dataset!r}; make them agree")
+        if ckpt.get("shipped") and shipped_note(ckpt) not in self.extra_deviations:
+            self.extra_deviations.append(shipped_note(ckpt))
         limit = ckpt["config"].get("max_images")
         n_train = min(x for x in (limit, cfg.max_train) if x is not None) if (limit or cfg.max_train) else None
         # Same dataset, split and seed as training: the prefix / nested subset of its images.
@@ -133,6 +136,13 @@ class Figures:
         truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
         pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
         self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")
+        # The realism yardstick of the samples (samples()): how often the same detector finds a
+        # window in held-out real images, which the generator never saw.
+        held = nets.predict(self.detector, u8_to01(self.heldout.images), self.dev)[:, 0]
+        self.real_window_rate = nets.has_window(held).float().mean().item()
+        if self.real_window_rate == 0:
+            raise ReproError("the window detector finds no window in any held-out real image; "
+                             "raise figures.windows.detector_steps or detector_images")
 
     def _attribute_classifier(self) -> None:
         a = self.cfg.arithmetic
@@ -185,6 +195,15 @@ class Figures:
         self.record(f"{fig}/lsun_samples_{label}/nn_train_over_heldout_l2", res["ratio"], seed, "ratio",
                     n_samples=m.n_samples, sample_median_l2=res["sample_median"],
                     heldout_median_l2=res["heldout_median"])
+        if self.detector is not None:
+            # Has the generator learned its data? Blurry or broken samples hold no window the
+            # detector recognises; a learned generator draws them about as often as real rooms
+            # hold them (threshold: repro.report.claims.LEARNED_RATIO).
+            rate = nets.has_window(nets.predict(self.detector, x, self.dev)[:, 0]).float().mean().item()
+            self.record(f"{fig}/lsun_samples_{label}/window_rate_vs_real", rate / self.real_window_rate,
+                        seed, "ratio", n_samples=m.n_samples, sample_window_rate=rate,
+                        real_window_rate=self.real_window_rate, n_heldout=len(self.heldout),
+                        judge="window detector trained on exact masks of real generated rooms")
         if draw:
             what = "after one epoch" if label == "1epoch" else "at the end of training"
             self.grid(to_u8(x[:m.grid]), f"{fig}_samples_{label}.png",
