@@ -29,6 +29,15 @@ def test_profile_edits():
     assert PROFILE["train"]["b"]["lr"] == 0.001  # the input is not modified
 
 
+def test_profile_edits_leave_shipped_sections_alone():
+    """A shipped model is fixed weights: its section must keep equalling its manifest's."""
+    shipped = {"shipped": "m", "seeds": [0], "lr": 0.001}
+    profile = {"train": {**PROFILE["train"], "m": shipped}}
+    assert with_seed(3)(profile)["train"]["m"] == shipped
+    assert with_lr_scale(2.5)(profile)["train"]["m"] == shipped
+    assert with_seed(3)(profile)["train"]["a"]["seeds"] == [3]
+
+
 def _baseline(runs, platform_id="p0"):
     return drift.seeded_baseline(runs, 0, 4.0, 1e-6, "rule", {"cpu_model": "x"}, platform_id,
                                  "regen")

@@ -69,8 +69,11 @@ PROTOCOL_SEEDS = {"table1": "seed", "table1.kmeans": "seed", "table2": "seed",
 
 def with_seed(seed: int) -> Edit:
     """A profile edit that sets every training seed list to [seed] and every protocol seed
-    (PROTOCOL_SEEDS) to seed."""
+    (PROTOCOL_SEEDS) to seed. A shipped model's section is left alone: its seed is the one its
+    fixed weights were trained with (repro.train.shipped), and the judges' seeds still vary."""
     def edit(node: Any) -> Any:
+        if isinstance(node, dict) and node.get("shipped"):
+            return node
         if isinstance(node, dict):
             return {k: [seed] if k == "seeds" and isinstance(v, list) else edit(v)
                     for k, v in node.items()}
@@ -88,11 +91,13 @@ def with_seed(seed: int) -> Edit:
 
 
 def with_lr_scale(factor: float) -> Edit:
-    """A profile edit that multiplies every training section's learning rate by `factor`."""
+    """A profile edit that multiplies the learning rate of every section trained in the run
+    (shipped ones are fixed weights, not trained)."""
     default = TrainConfig.model_fields["lr"].default
 
     def edit(profile: dict[str, Any]) -> dict[str, Any]:
-        train = {name: {**sec, "lr": float(sec.get("lr", default)) * factor}
+        train = {name: sec if sec.get("shipped") else
+                 {**sec, "lr": float(sec.get("lr", default)) * factor}
                  for name, sec in profile.get("train", {}).items()}
         return {**profile, "train": train}
     return edit
