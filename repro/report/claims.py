@@ -138,6 +138,21 @@ def _turn(v: dict[str, float]) -> ClaimCheck | None:
     return ClaimCheck(number, threshold, SUPPORTS if rate >= 0.5 else CONTRADICTS)
 
 
+# Fig. 9: a 1-NN classifier trained on the samples (Table 3's protocol) must classify real test
+# digits far better than chance (90% error) for the samples to "look like real digits".
+DIGITS_ERROR = 50.0
+
+
+def _digits(v: dict[str, float]) -> ClaimCheck | None:
+    err, real = _v(v, "dcgan/err@50k"), _v(v, "real/err@50k")
+    if err is None:
+        return None
+    vs = f" (real digits: {_f(real)}%)" if real is not None else ""
+    return ClaimCheck(f"1-NN trained on the samples: {_f(err)}% test error{vs}",
+                      f"error < {DIGITS_ERROR:g}% (chance: 90%)",
+                      SUPPORTS if err < DIGITS_ERROR else CONTRADICTS)
+
+
 # figure id -> its check; the values it reads are keyed by cell id without the "figN/" prefix
 CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
     "fig2": _memorisation("lsun_samples_1epoch/nn_train_over_heldout_l2"),
@@ -147,7 +162,7 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
     "fig6": _windows,
     "fig7": _arithmetic,
     "fig8": _turn,
-    "fig9": _memorisation("mnist_samples/nn_train_over_heldout_l2"),
+    "fig9": _digits,
     "fig11": _memorisation("imagenet_samples/nn_train_over_heldout_l2"),
 }
 
@@ -168,7 +183,8 @@ def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimChec
     # Fig. 8's turn is judged by the attribute classifier that Fig. 7's cells describe
     judges = {m.id.split("/", 1)[1]: m.cell.value for m in measured.values()
               if m.id.endswith(("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                                "/window_rate_vs_real")) and m.cell.value is not None}
+                                "/window_rate_vs_real", "table3/dcgan/err@50k",
+                                "table3/real/err@50k")) and m.cell.value is not None}
     found = rule(_values(entry, judges))
     if found is None:
         return ClaimCheck("not measured", "-", NOT_RUN)
