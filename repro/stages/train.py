@@ -85,9 +85,10 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
         def log(metrics: dict[str, float], live=live) -> None:
             if live is None:
                 return
+            # The step first: DVCLive labels a row with the step current when it is logged.
+            live.step = int(metrics["step"])
             for key in ("loss_d", "loss_g", "lr", "images_per_second"):
                 live.log_metric(f"train/{key}", metrics[key])
-            live.step = int(metrics["step"])
             live.next_step()
 
         def epoch_end(epoch: int, trainer: GANTrainer, first=(i == 0)) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,20 @@ def _section_dump(section: Any) -> dict[str, Any]:
     return dump
 
 
-def ship(name: str, run: Path, out: Path) -> dict[str, Any]:
-    """Write `out/<name>/` from a finished run; returns its manifest."""
+def _worktree_changes(run: Path) -> list[str] | None:
+    """`git status --porcelain` of the repository the run lives in: what "dirty" meant (for a
+    profile run, typically only params.yaml's profile line and the run folder)."""
+    try:
+        proc = subprocess.run(["git", "-C", str(run), "status", "--porcelain"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.splitlines() if proc.returncode == 0 else None
+
+
+def ship(name: str, run: Path, out: Path, final_only: bool = False) -> dict[str, Any]:
+    """Write `out/<name>/` from a finished run; returns its manifest. `final_only`: leave out
+    the one-epoch checkpoint (only the figures' model needs it, for Fig. 2)."""
     src, live, prov_file = run / "checkpoints" / name, run / "live" / name, run / "provenance" / f"train_{name}.json"
     if not prov_file.is_file():
         raise ReproError(f"{prov_file} not found: ship only a finished run (its train stage "
@@ -56,7 +69,8 @@ def ship(name: str, run: Path, out: Path) -> dict[str, Any]:
     prov = json.loads(prov_file.read_text())
     if prov.get("dry_run"):
         raise ReproError(f"{prov_file} is a dry run; ship only real runs")
-    ckpts = sorted(p for g in CHECKPOINT_GLOBS for p in src.glob(g))
+    globs = CHECKPOINT_GLOBS[:1] if final_only else CHECKPOINT_GLOBS
+    ckpts = sorted(p for g in globs for p in src.glob(g))
     if not ckpts:
         raise ReproError(f"no checkpoints (seed*.pt) in {src}")
     dest = out / name
@@ -78,7 +92,8 @@ def ship(name: str, run: Path, out: Path) -> dict[str, Any]:
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
     manifest = {
         "name": name, "variant": prov["variant"], "profile": prov["profile"],
-        "seeds": prov["seeds"], "git": prov["git"], "params_hash": prov["params_hash"],
+        "seeds": prov["seeds"], "git": prov["git"], "worktree_changes": _worktree_changes(run),
+        "params_hash": prov["params_hash"],
         "platform": prov.get("platform"), "wall_time_s": prov.get("wall_time_s"),
         "config": prov["config"], "runs": prov.get("runs", []),
         "files": {str(p.relative_to(tmp)): {"md5": md5_file(p), "bytes": p.stat().st_size}
@@ -150,8 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="root of the finished run (holds checkpoints/, live/, provenance/)")
     ap.add_argument("--out", type=Path, default=Path("results/shipped"),
                     help="the shipped folder, paths.shipped in params.yaml (default: %(default)s)")
+    ap.add_argument("--final-only", action="store_true",
+                    help="ship the final checkpoints only, not the one-epoch one (Fig. 2 reads it)")
     args = ap.parse_args(argv)
-    manifest = ship(args.name, args.run, args.out)
+    manifest = ship(args.name, args.run, args.out, args.final_only)
     size = sum(f["bytes"] for f in manifest["files"].values())
     print(f"shipped {args.name}: {len(manifest['files'])} files, {size / 1e6:.1f} MB -> "
           f"{args.out / args.name}")
