@@ -34,9 +34,9 @@ MEMORISATION_RATIO = 0.8
 
 # Has a figure's generator learned its data? Its samples must hold windows at least this
 # share as often as held-out real rooms do (same window detector on both; figures stage's
-# window_rate_vs_real). An unlearned generator's figures test nothing, so Figs. 3-8 take no
-# side below it, and Fig. 2 (samples "already look like bedrooms" after one epoch) is
-# contradicted by its own one-epoch generator falling below it.
+# window_rate_vs_real). An unlearned generator's figures test nothing, so no side is taken
+# below it: Figs. 3-8 read the final generator, Fig. 2 the one-epoch one (whose "epoch" on a
+# small dataset may be a small fraction of the paper's 3M-image pass).
 LEARNED_RATIO = 0.5
 REALISM = {"fig2": "lsun_samples_1epoch/window_rate_vs_real"}
 REALISM_DEFAULT = "lsun_samples_final/window_rate_vs_real"
@@ -203,8 +203,7 @@ def _gate(fig: str, found: ClaimCheck, judges: dict[str, float]) -> ClaimCheck:
         return ClaimCheck(f"{found.number}; {learned}, {weak}", threshold, NOT_COMPARABLE)
     if ratio >= LEARNED_RATIO:
         return ClaimCheck(f"{found.number}; {learned}", threshold, found.verdict)
-    verdict = CONTRADICTS if fig == "fig2" else NOT_COMPARABLE
-    return ClaimCheck(f"{found.number}; {learned}: not learned", threshold, verdict)
+    return ClaimCheck(f"{found.number}; {learned}: not learned", threshold, NOT_COMPARABLE)
 
 
 def _source_name(source: str, dataset: str | None) -> str:
