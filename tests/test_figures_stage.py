@@ -24,7 +24,7 @@ FIGURES = {
     "walk": {"rows": 2, "anchors": 3, "steps": 2},
     "guided": {"features": 2, "images": 32, "top": 2},
     "windows": {"n_samples": 32, "test_samples": 32, "show": 4, "detector_images": 128,
-                "detector_steps": 20, "detector_test": 32},
+                "detector_steps": 80, "detector_test": 32},
     "arithmetic": {"max_images": 128, "max_test": 32, "pool": 64, "repeats": 1,
                    "classifier_steps": 10, "turn_rows": 2, "turn_frames": 3},
     "deviations": ["tiny test run"],
