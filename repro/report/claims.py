@@ -68,6 +68,15 @@ def _judged(values: dict[str, float], judge: str, name: str) -> str | None:
     return None
 
 
+def _judged_check(v: dict[str, float], number: str, threshold: str, holds: bool, judge: str,
+                  name: str) -> ClaimCheck:
+    """A check whose number counts a judge's verdicts: no side taken when the judge is weak."""
+    weak = _judged(v, judge, name)
+    if weak:
+        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
+    return ClaimCheck(number, threshold, SUPPORTS if holds else CONTRADICTS)
+
+
 def _memorisation(suffix: str) -> Callable[[dict[str, float]], ClaimCheck | None]:
     def check(v: dict[str, float]) -> ClaimCheck | None:
         ratio = _v(v, suffix)
@@ -105,24 +114,18 @@ def _windows(v: dict[str, float]) -> ClaimCheck | None:
     before, after = _v(v, "window_removal/window_rate_before"), _v(v, "window_removal/window_rate_after")
     if before is None or after is None:
         return None
-    number = f"window rate {_f(before)} before, {_f(after)} after dropping the maps"
-    threshold = "after <= half of before (\"mostly forgets\")"
-    weak = _judged(v, "window_detector/accuracy", "window detector")
-    if weak:
-        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
-    return ClaimCheck(number, threshold, SUPPORTS if after <= before / 2 else CONTRADICTS)
+    return _judged_check(v, f"window rate {_f(before)} before, {_f(after)} after dropping the maps",
+                         "after <= half of before (\"mostly forgets\")", after <= before / 2,
+                         "window_detector/accuracy", "window detector")
 
 
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
     z, pixel = _v(v, "vector_arithmetic/attribute_agreement"), _v(v, "vector_arithmetic/pixel_attribute_agreement")
     if z is None or pixel is None:
         return None
-    number = f"attribute agreement {_f(z)} for z arithmetic, {_f(pixel)} for the same in pixels"
-    threshold = "z arithmetic > pixel arithmetic"
-    weak = _judged(v, "attribute_classifier/accuracy", "attribute classifier")
-    if weak:
-        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
-    return ClaimCheck(number, threshold, SUPPORTS if z > pixel else CONTRADICTS)
+    return _judged_check(v, f"attribute agreement {_f(z)} for z arithmetic, {_f(pixel)} for the "
+                         "same in pixels", "z arithmetic > pixel arithmetic", z > pixel,
+                         "attribute_classifier/accuracy", "attribute classifier")
 
 
 def _turn(v: dict[str, float]) -> ClaimCheck | None:
