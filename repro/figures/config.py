@@ -87,8 +87,9 @@ class ArithmeticConfig(_Part):
 
 
 class FiguresConfig(Section):
-    # Offsets every seed of the judges (window detector, attribute classifier) and of the real
-    # images they are fitted on, so the drift gate's seed sweep varies them too.
+    # Offsets every seed of the judges (window detector, attribute classifier), of the real
+    # images they are fitted on and of the z samples each figure draws, so the drift gate's
+    # seed sweep varies them too (a shipped generator's own seed is fixed).
     judge_seed: int = 0
     model: str = "lsun64"  # train.<model> section whose checkpoints are drawn
     variant: str = "lsun64"  # the variant those checkpoints must hold

@@ -300,12 +300,13 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
     for i, path in enumerate(F.paths):
         variant, G, D, ckpt = _load(path, cfg.variant, stage.device)
         data_sources.add(ckpt.get("data_source"))
-        seed, draw = ckpt["seed"], i == 0
+        # The seed of the figures' z samples: the generator's, offset by judge_seed.
+        seed, draw = ckpt["seed"] + cfg.judge_seed, i == 0
         if i == 0:
             t0 = time.perf_counter()
             F.prepare(ckpt)
             timings["judges"] = round(time.perf_counter() - t0, 2)
-            first = path.parent / f"epoch1_seed{seed}.pt"
+            first = path.parent / f"epoch1_seed{ckpt['seed']}.pt"
             if first.is_file():
                 v1, G1, _, _ = _load(first, cfg.variant, stage.device)
                 F.samples(v1, G1, seed, "fig2", "1epoch", draw)
@@ -328,7 +329,7 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
                           if cfg.arithmetic.variant else (cfg.variant, "figures.variant"))
     for i, path in enumerate(arith_paths):
         variant, G, _, ckpt = _load(path, arith_variant, stage.device, key)
-        editing.arithmetic_fig(F, variant, G, ckpt["seed"], i == 0)
+        editing.arithmetic_fig(F, variant, G, ckpt["seed"] + cfg.judge_seed, i == 0)
     timings["arithmetic"] = round(time.perf_counter() - t0, 2)
 
     diff = FIGURES.diff("figure", "", {"real_data": F.train.real, "dry_run": stage.dry_run,
