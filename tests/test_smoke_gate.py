@@ -81,6 +81,12 @@ def test_sharpness_caps_flag_noisy_cells():
     assert list(problems) == ["t/acc"] and "cap 5" in problems["t/acc"]
 
 
+def test_cells_no_seed_moves_are_flagged_unless_whole_counts():
+    base = _baseline({s: {"t/acc": 20.25, "t/width": 512.0, "t/ok": 50.0 + s} for s in range(3)})
+    problems = smoke_gate.sharpness_problems(base, {"t/acc": "%", "t/width": "units", "t/ok": "%"})
+    assert list(problems) == ["t/acc"] and "no measured spread" in problems["t/acc"]
+
+
 def test_committed_baseline_is_portable_and_sharp():
     base = load_baseline(REPO)
     assert base["platform"]["cpu_model"] and base["platform_id"]

@@ -134,10 +134,22 @@ def smoke_values(repo: Path, workdir: Path | None, edit: Edit | None = None
 
 
 def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[str, str]:
-    """Cells whose tolerance is wider than the cap for their unit -> why."""
+    """Cells whose tolerance is wider than the cap for their unit, or that no seed moves
+    although they are not whole counts -> why.
+
+    A non-integer cell equal for every seed measured no spread at all: its tolerance is the
+    1e-6 floor, which another CPU's float noise can exceed (a flipped prediction, another
+    top-k image). Its inputs must be drawn by a protocol seed so the sweep sees their spread.
+    Whole counts (feature widths, jumps) are exempt: last-bit noise cannot move them."""
     problems = {}
     for key, cell in baseline["cells"].items():
         unit = units.get(key, "")
+        if (cell.get("std") == 0 and drift._is_num(cell["value"])
+                and not float(cell["value"]).is_integer()):
+            problems[key] = (f"every seed gives {cell['value']:.6g} {unit}: no measured spread, so "
+                             "another CPU's float noise would drift it; draw its inputs by a "
+                             "protocol seed (PROTOCOL_SEEDS)")
+            continue
         cap = CAPS.get(unit, REL_CAP * max(abs(cell["value"]), 1.0)
                        if drift._is_num(cell["value"]) else 0.0)
         if cell["tol"] > cap:

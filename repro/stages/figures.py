@@ -242,7 +242,10 @@ class Figures:
 
     def guided_fig(self, variant, D, seed: int, draw: bool) -> None:
         g = self.cfg.guided
-        data = self.train.subset(slice(0, g.images))
+        # Training-split images drawn by the judge seed, so the drift gate's seed sweep measures
+        # how much the saliency mass depends on which images are shown (the D itself may be a
+        # fixed, shipped one)
+        data = self.load(self.cfg.dataset, self.cfg.split, g.images, seed=4 + self.cfg.judge_seed)
         masks = self._object_masks(data)
         measured = masks is not None
         masks = masks if measured else torch.zeros(len(data), *data.images.shape[-2:], dtype=torch.bool)

@@ -42,12 +42,14 @@ class SvmConfig(Section):
 
 
 def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, size: int,
-               channels: int, how: Fit) -> ImageSet:
+               channels: int, how: Fit, seed: int = 0) -> ImageSet:
     """A labelled split fitted to the probed model's input (`how`: the section's `fit`); the
-    fit's deviations join `stage.deviations()`."""
+    fit's deviations join `stage.deviations()`. `seed` draws the `max_images` subset (the
+    table's protocol seed: the drift gate's seed sweep then varies which images a capped run
+    uses, so even a deterministic all-images fit has a measured spread)."""
     d = stage.params.data
     data = load_dataset(dataset, split, root=d.root, download=d.download, search=d.search,
-                        max_images=max_images, seed=0, dry_run=stage.dry_run)
+                        max_images=max_images, seed=seed, dry_run=stage.dry_run)
     if data.labels is None:
         raise ReproError(f"{dataset} {split} has no labels; a linear probe needs a labelled dataset")
     return stage.fit(data, size, channels, how)

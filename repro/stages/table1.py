@@ -78,8 +78,10 @@ def _dry(cfg: Table1Config) -> Table1Config:
 def load(stage: Stage, cfg: Table1Config, size: int, channels: int) -> ProbeData:
     """Train and test splits; C is chosen on `n_valid` images carved off train, and the test
     fits use the whole training set."""
-    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels, cfg.fit)
-    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels, cfg.fit)
+    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels, cfg.fit,
+                       cfg.seed)
+    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels, cfg.fit,
+                      cfg.seed)
     rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
     return ProbeData({"train": train.images, "test": test.images},
                      {"train": train.labels.numpy(), "test": test.labels.numpy()},

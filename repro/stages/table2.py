@@ -96,11 +96,13 @@ def _dry(cfg: Table2Config) -> Table2Config:
 def load(stage: Stage, cfg: Table2Config, size: int, channels: int) -> ProbeData:
     """The labelled pool ("train"), a validation split (the dataset's, or carved off the
     pool) that C is chosen on, and the test split."""
-    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels, cfg.fit)
-    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels, cfg.fit)
+    train = load_split(stage, cfg.dataset, cfg.train_split, cfg.max_train, size, channels, cfg.fit,
+                       cfg.seed)
+    test = load_split(stage, cfg.dataset, cfg.test_split, cfg.max_test, size, channels, cfg.fit,
+                      cfg.seed)
     if cfg.valid_split:
         valid = load_split(stage, cfg.dataset, cfg.valid_split, cfg.max_valid, size, channels,
-                           cfg.fit)
+                           cfg.fit, cfg.seed)
         pool = train
     else:
         rest, val = split_off(len(train), cfg.n_valid, cfg.seed)
