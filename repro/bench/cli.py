@@ -6,8 +6,9 @@
     python -m repro.bench --gpu                   # the GPU check -> results/bench_gpu.json
                                                   # (repro.bench.gpu; small mode on a CPU)
 
-Names for --only: train (or train/<variant>), svm, nn, stream, features. With --only the
-results are merged into an existing file of the same device (other entries kept).
+Names for --only: train (or train/<variant>), svm, probe, nn, stream, features (probe: the
+Table 1/2 probe path, a C grid of 1,000-label fits on one draw, 7,168-d and 28,672-d).
+With --only the results are merged into an existing file of the same device (other entries kept).
 Sizes: SIZES[quick|cpu|cuda]; each can be overridden by a flag. The issue's sizes (SVM on 10k
 and 50k x 28672, 1-NN 50k x 10k, features on 50k) are the CUDA defaults; on a CPU the full
 run uses what finishes in minutes, and bench.json records what ran.
@@ -31,21 +32,28 @@ from repro.utils.provenance import git_revision
 VARIANTS = ["svhn32", "imagenet32", "mnist_cond", "lsun64_small"]
 # the paper profiles' batch sizes (experiments/paper.yaml); lsun64_small as lsun64
 PAPER_BATCH = {"svhn32": 64, "imagenet32": 128, "mnist_cond": 128, "lsun64_small": 128, "lsun64": 128}
-NAMES = ("train", "svm", "nn", "stream", "features")
+NAMES = ("train", "svm", "probe", "nn", "stream", "features")
 
 SIZES = {
     # train_repeats: interleaved (ours, tutorial) pairs whose medians give the training ratio;
     # one pair is noise on a shared machine, three give a median
     "quick": dict(train_batch=32, train_steps=4, train_warmup=2, repeats=1, train_repeats=3,
-                  svm_n=[500],
-                  svm_test=500, nn_refs=5000, nn_queries=1000, stream_samples=5000,
-                  stream_queries=1000, features_n=1000),
+                  svm_n=[500], svm_test=500,
+                  # the probe fit at its target sizes: 1,000 labels, both feature widths
+                  probe_dims=[7168, 28672], probe_n=1000, probe_alt_C=[1e-3],
+                  nn_refs=5000, nn_queries=1000, stream_samples=5000,
+                  # the stream at the projection's 10k queries: only samples are extrapolated
+                  stream_queries=10000, features_n=1000, features_repeats=2, stream_repeats=2),
     "cpu": dict(train_batch=None, train_steps=12, train_warmup=3, repeats=2, svm_n=[5000],
-                svm_test=2000, nn_refs=50000, nn_queries=10000, stream_samples=20000,
-                stream_queries=10000, features_n=10000),
+                svm_test=2000, probe_dims=[7168, 28672], probe_n=1000,
+                probe_alt_C=[1e-4, 1e-3, 1e-2], nn_refs=50000, nn_queries=10000,
+                stream_samples=20000, stream_queries=10000, features_n=10000,
+                features_repeats=2, stream_repeats=1),
     "cuda": dict(train_batch=None, train_steps=200, train_warmup=20, repeats=2,
-                 svm_n=[10000, 50000], svm_test=10000, nn_refs=50000, nn_queries=10000,
-                 stream_samples=1_000_000, stream_queries=10000, features_n=50000),
+                 svm_n=[10000, 50000], svm_test=10000, probe_dims=[7168, 28672], probe_n=1000,
+                 probe_alt_C=[1e-3], nn_refs=50000, nn_queries=10000,
+                 stream_samples=1_000_000, stream_queries=10000, features_n=50000,
+                 features_repeats=2, stream_repeats=1),
 }
 
 
@@ -65,8 +73,9 @@ def _selected(only: str | None) -> tuple[set[str], list[str] | None]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from repro.bench.features import bench_features
+    from repro.bench.features import bench_bn_stats, bench_features
     from repro.bench.nn import bench_generated_stream, bench_nn
+    from repro.bench.probe_fit import bench_probe_fit
     from repro.bench.roofline import measure_peak
     from repro.bench.svm import bench_svm, svm_data
     from repro.bench.train import bench_train
@@ -127,6 +136,12 @@ def run(args: argparse.Namespace) -> dict:
                                  1 if n > 10000 else sizes["repeats"], data=data["xy"],
                                  peak=peak)
             record(f"svm/{n}x28672", svm)
+    if "probe" in names:
+        for dim in sizes["probe_dims"]:
+            record(f"probe_fit/{sizes['probe_n']}x{dim}",
+                   lambda dim=dim: bench_probe_fit(device, dim, sizes["probe_n"], sizes["probe_n"],
+                                                   alt_Cs=sizes["probe_alt_C"], tol=args.svm_tol,
+                                                   repeats=sizes["repeats"], peak=peak))
     if "nn" in names:
         record(f"nn/{sizes['nn_refs']}x{sizes['nn_queries']}x784",
                lambda: bench_nn(device, sizes["nn_refs"], sizes["nn_queries"], sizes["repeats"],
@@ -135,10 +150,14 @@ def run(args: argparse.Namespace) -> dict:
         record(f"nn_stream/{sizes['stream_samples']}x{sizes['stream_queries']}",
                lambda: bench_generated_stream(device, sizes["stream_samples"],
                                               sizes["stream_queries"], chunk=args.stream_chunk,
-                                              generate_batch=args.generate_batch, peak=peak))
+                                              generate_batch=args.generate_batch, peak=peak,
+                                              repeats=sizes["stream_repeats"]))
     if "features" in names:
         record(f"features/imagenet32/{sizes['features_n']}",
-               lambda: bench_features(device, sizes["features_n"], 256, sizes["repeats"],
+               lambda: bench_features(device, sizes["features_n"], 256, sizes["features_repeats"],
+                                      peak=peak))
+        record(f"bn_stats/imagenet32/{sizes['features_n']}",
+               lambda: bench_bn_stats(device, sizes["features_n"], sizes["features_repeats"],
                                       peak=peak))
 
     out = {"device": device.type, "device_name": describe(device) if device.type == "cuda"
@@ -182,6 +201,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--svm-test", dest="svm_test", type=int, default=None)
     ap.add_argument("--svm-C", dest="svm_C", type=float, default=0.01)
     ap.add_argument("--svm-tol", dest="svm_tol", type=float, default=1e-4)
+    ap.add_argument("--probe-dims", dest="probe_dims", type=int, nargs="+", default=None,
+                    choices=[7168, 28672], help="probe-fit feature widths (default: both)")
+    ap.add_argument("--probe-n", dest="probe_n", type=int, default=None,
+                    help="probe-fit labels (and test rows); default 1000, Table 2's draw")
+    ap.add_argument("--probe-alt-C", dest="probe_alt_C", type=float, nargs="+", default=None,
+                    help="C values LinearSVC is fitted at in the probe-fit benchmark")
     ap.add_argument("--nn-refs", dest="nn_refs", type=int, default=None)
     ap.add_argument("--nn-queries", dest="nn_queries", type=int, default=None)
     ap.add_argument("--stream-samples", dest="stream_samples", type=int, default=None)

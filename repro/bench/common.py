@@ -47,14 +47,17 @@ def comparison(ours: dict, alternative: dict, kind: str, device: torch.device,
 
 
 def class_images(n: int, channels: int, size: int, n_classes: int, seed: int,
-                 noise: float = 0.35) -> tuple[torch.Tensor, torch.Tensor]:
+                 noise: float = 0.35, contrast: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (n, C, H, W) images and (n,) labels: one smooth random prototype per class plus
     per-pixel noise (std `noise` of the range), so classes overlap without being trivial.
-    Cheap to make at any n (the synthetic datasets cost milliseconds per image)."""
+    Cheap to make at any n (the synthetic datasets cost milliseconds per image). `contrast` < 1
+    pulls the prototypes towards grey, so that a probe's accuracy stays below 100 %."""
     g = torch.Generator().manual_seed(seed)
     low = torch.rand(n_classes, channels, 4, 4, generator=g)
     protos = torch.nn.functional.interpolate(low, size=(size, size), mode="bilinear",
                                              align_corners=False)  # (K, C, H, W) in [0, 1]
+    if contrast != 1.0:
+        protos = 0.5 + contrast * (protos - 0.5)
     labels = torch.randint(0, n_classes, (n,), generator=g)
     out = torch.empty((n, channels, size, size), dtype=torch.uint8)
     for s in range(0, n, 4096):

@@ -18,7 +18,11 @@ def _n(x, digits: int = 3) -> str:
 
 
 def _sizes(s: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in s.items() if k not in ("repeats",))
+    def value(v):  # a list (a C grid) as its length and range: the table stays narrow
+        if isinstance(v, list) and len(v) > 2:
+            return f"{len(v)} values {min(v):g}..{max(v):g}"
+        return v
+    return ", ".join(f"{k}={value(v)}" for k, v in s.items() if k not in ("repeats",))
 
 
 def _cell(side: dict | None) -> str:
@@ -72,16 +76,37 @@ def bench_markdown(path: str | Path) -> str:
         extra = ""
         if "projected_10M_vs_10k_s" in r:
             extra = f" (projected 10M x 10k: {_n(r['projected_10M_vs_10k_s'])} s)"
+        alt_extra = ""
+        if (r.get("alternative") or {}).get("projected_10M_vs_10k_s") is not None:
+            alt_extra = f" (projected: {_n(r['alternative']['projected_10M_vs_10k_s'])} s)"
+        if r.get("per_fit_target_s") is not None:
+            extra += (f" (target ≤ {r['per_fit_target_s']:g} s per fit: "
+                      f"{'met' if r.get('per_fit_target_met') else 'not met'})")
         tgt = r.get("target")
         tgt_s = "—" if tgt is None else (f"≤ {tgt:g} s" if "projected_10M_vs_10k_s" in r else f"≥ {tgt:g}x")
         lines.append(f"| {name} | {_sizes(r.get('sizes', {}))} | {_cell(r.get('ours'))}{extra} | "
-                     f"{_cell(r.get('alternative'))} | {_n(ratio) + 'x' if ratio else '—'} | "
+                     f"{_cell(r.get('alternative'))}{alt_extra} | {_n(ratio) + 'x' if ratio else '—'} | "
                      f"{tgt_s} | {_n(r.get('target_met'))} | {_fraction(r)} |")
         if "accuracy_diff_pp" in r:
             checks.append(f"- {name}: accuracy ours {_n(100 * r['ours']['accuracy'], 4)} %, "
                           f"LinearSVC {_n(100 * r['alternative']['accuracy'], 4)} % "
                           f"(difference {_n(r['accuracy_diff_pp'])} pp; within 0.5 pp: "
                           f"{_n(r['accuracy_within_0_5pp'])})")
+        default = (r.get("ours") or {}).get("default")
+        if default:
+            checks.append(f"- {name}: the default path ({default['name']}): "
+                          f"{_n(default['value'])} {r['ours'].get('unit', '')}, "
+                          f"{_n(default['ratio'])}x the alternative")
+        if r.get("projected_ratio") is not None:
+            gpu = r.get("gpu_projection") or {}
+            checks.append(f"- {name}: projected 10M x 10k {_n(r['projected_ratio'])}x faster than "
+                          f"the default path (generation {_n(r.get('generation_ratio'))}x); "
+                          f"samples bit-identical: {_n(r.get('samples_bit_identical'))} (max "
+                          f"difference {_n(r.get('samples_max_abs_difference'))}). GPU "
+                          f"{gpu.get('label', '')}: "
+                          f"{_n(gpu.get('generation_bf16_search_fp32_s'))} s (bf16 generation) / "
+                          f"{_n(gpu.get('generation_fp32_search_fp32_s'))} s (fp32) on one H200: "
+                          f"{gpu.get('arithmetic', '')}")
         if r.get("ours", {}).get("error_pct") is not None and r.get("alternative"):
             checks.append(f"- {name}: 1-NN error ours {_n(r['ours']['error_pct'], 4)} %, "
                           f"sklearn {_n(r['alternative']['error_pct'], 4)} %")

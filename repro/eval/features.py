@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,6 +27,31 @@ from repro.utils.progress import progress
 
 _BN = nn.modules.batchnorm._BatchNorm
 _DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32}
+
+
+@contextmanager
+def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
+    """Conv weights in channels_last while the block runs (yields whether they are), restored
+    after. torch then runs each conv, and the BN and activation after it, in NHWC, which
+    oneDNN computes 1.2-1.4x faster on a CPU for the zoo's convs (measured on 2 cores). Same
+    math in another summation order: outputs differ from NCHW's by float32 rounding
+    (~1e-6 relative), not bit for bit."""
+    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    if not enabled or not convs:
+        yield False
+        return
+    saved = [(p, p.data) for m in convs for p in m.parameters(recurse=False)]
+    try:
+        for m in convs:
+            m.to(memory_format=torch.channels_last)
+        yield True
+    finally:
+        for p, data in saved:
+            p.data = data
+
+
+def _layout(x: Tensor, channels_last: bool) -> Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def _check_images(images: Tensor) -> None:
@@ -47,16 +73,23 @@ def _ensure_buffers(bn: _BN, dev: torch.device) -> None:
 
 def infer_bn_stats(D: nn.Module, images_uint8: Tensor, batch_size: int = 128,
                    pixel_range: str = "tanh", device: str | torch.device = "cpu",
-                   labels: Tensor | None = None) -> dict:
+                   labels: Tensor | None = None, fast: bool = False) -> dict:
     """Set every BN layer of D to the authors' inferred statistics; leave D in eval mode.
 
     Implementation: forward pre-hooks on each BN record its input's per-channel batch mean
     and biased variance (`torch.var_mean(..., correction=0)`, accumulated in float64), while
     the BN layers run in training mode (normalising with batch statistics) with momentum 0,
-    so torch's own running-average update is a no-op and a failure leaves D unchanged. We use
-    hooks rather than momentum=None because torch's cumulative average stores the *unbiased*
-    variance (factor n/(n-1), n = B*H*W elements per channel), which would need a per-batch
-    correction; the hooks give the biased variance directly.
+    so torch's own running-average update is a no-op. We use hooks rather than momentum=None
+    because torch's cumulative average stores the *unbiased* variance (factor n/(n-1),
+    n = B*H*W elements per channel), which would need a per-batch correction; the hooks give
+    the biased variance directly. A failure leaves D's statistics unchanged.
+
+    fast=True (opt-in; 1.1-1.2x on a 2-core CPU): the forward passes run in NHWC
+    (`channels_last_weights`), and each hook loads its batch statistics into the BN's
+    buffers so that the BN normalises in eval mode instead of computing them a second time
+    (training-mode BN cost as much as the hook's var_mean, in NHWC twice that). The same
+    math in another summation order: statistics within ~1e-6 relative of the default's, not
+    bit for bit. The default (fast=False) gives the values this function always gave.
 
     The images are taken in the order given, in batches of `batch_size`; the trailing partial
     batch counts as one minibatch (equal weight), except a trailing single image, which is
@@ -86,29 +119,38 @@ def infer_bn_stats(D: nn.Module, images_uint8: Tensor, batch_size: int = 128,
         acc = sums[id(bn)]
         acc[0] += mean.double()
         acc[1] += var.double()
+        if fast:  # eval-mode BN then normalises with exactly these
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
 
     N = images_uint8.shape[0]
     starts = [s for s in range(0, N, batch_size) if min(batch_size, N - s) > 1 or N == 1]
-    saved = [(bn.momentum, bn.training) for bn in bns]
+    saved = [(bn.momentum, bn.running_mean.clone(), bn.running_var.clone()) for bn in bns]
     hooks = [bn.register_forward_pre_hook(record) for bn in bns]
     D.eval()  # dropout etc. off; only the BN layers use batch statistics
+    ok = False
     try:
         for bn in bns:
             bn.momentum = 0.0
-            bn.train()
-        with torch.no_grad():
+            bn.train(not fast)
+        with torch.inference_mode(), channels_last_weights(D, fast) as cl:
             for s in progress(starts, desc="BN statistics", unit="batch"):
                 x = to_float(images_uint8[s:s + batch_size].to(dev), pixel_range)  # (B, C, H, W)
+                x = _layout(x, cl)
                 y = None if labels is None else labels[s:s + batch_size].to(dev)
                 if y is None:
                     D(x)
                 else:
                     D(x, y)
+        ok = True
     finally:
         for h in hooks:
             h.remove()
-        for bn, (momentum, _) in zip(bns, saved):
+        for bn, (momentum, mean, var) in zip(bns, saved):
             bn.momentum = momentum
+            if not ok:
+                bn.running_mean.copy_(mean)
+                bn.running_var.copy_(var)
         D.eval()
     n = len(starts)
     for bn in bns:
@@ -122,7 +164,8 @@ def infer_bn_stats(D: nn.Module, images_uint8: Tensor, batch_size: int = 128,
 def extract_features(D: nn.Module, images_uint8: Tensor, *, batch_size: int = 256,
                      pixel_range: str = "tanh", device: str | torch.device = "cpu",
                      out_path: str | Path | None = None, dtype=np.float16,
-                     max_bytes: int | None = None, desc: str = "features") -> np.ndarray:
+                     max_bytes: int | None = None, desc: str = "features",
+                     fast: bool = False) -> np.ndarray:
     """(N, C, H, W) uint8 images -> (N, F) `D.feature_vector` features, in eval mode.
 
     D is moved to `device` and put in eval mode (BN uses its running statistics: call
@@ -138,6 +181,14 @@ def extract_features(D: nn.Module, images_uint8: Tensor, *, batch_size: int = 25
     dtype: float16 (default) or float32. float16 halves the size (50,000 x 28,672 features:
     2.9 GB instead of 5.7 GB) at a relative rounding error of at most 2^-11 (about 5e-4) per
     value, with magnitudes above 65,504 overflowing: non-finite features raise ReproError.
+
+    fast=True (opt-in; 1.2-1.3x on a 2-core CPU): the forward passes run in NHWC
+    (`channels_last_weights`). Features then differ from the default's by float32 rounding
+    in another summation order (measured on imagenet32's D: <= 2e-5 absolute, 7e-6 of each
+    feature's scale), so near-zero values are not within float16 rounding of their own
+    magnitude and the float16 output is not bit-identical; fast=False (the default) gives
+    the values this function always gave. The batch size does not change the values
+    (eval-mode BN is per image; checked bit for bit at 64, 128 and 256).
     """
     _check_images(images_uint8)
     if batch_size < 1:
@@ -163,12 +214,13 @@ def extract_features(D: nn.Module, images_uint8: Tensor, *, batch_size: int = 25
                 event.synchronize()
             out[start:start + host.shape[0]] = host.numpy()
 
-        with torch.inference_mode(), progress(total=N, desc=desc, unit="img") as bar:
+        with torch.inference_mode(), progress(total=N, desc=desc, unit="img") as bar, \
+                channels_last_weights(D, fast) as cl:
             bad = torch.zeros((), dtype=torch.bool, device=dev)  # any non-finite value, no sync
             for k, s in enumerate(range(0, N, batch_size)):
                 x = to_float(images_uint8[s:s + batch_size].to(dev, non_blocking=True),
                              pixel_range)  # (B, C, H, W)
-                f = D.feature_vector(x)  # (B, F)
+                f = D.feature_vector(_layout(x, cl))  # (B, F)
                 if f.dim() != 2 or f.shape[0] != x.shape[0]:
                     raise ReproError(f"feature_vector returned shape {tuple(f.shape)} for a batch "
                                      f"of {x.shape[0]}; expected (B, F)")
