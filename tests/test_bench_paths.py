@@ -13,7 +13,8 @@ from repro.bench.common import class_images
 from repro.bench.features import bench_bn_stats, naive_bn_stats
 from repro.bench.nn import bench_generated_stream, gpu_projection
 from repro.bench.probe_fit import bench_probe_fit
-from repro.eval.features import channels_last_weights, extract_features, infer_bn_stats
+from repro.eval.features import extract_features, infer_bn_stats
+from repro.utils.device import channels_last_weights
 from repro.registry import MODELS
 from repro.train.sampling import _transpose_by_fold, cpu_fast_layout, generate
 

@@ -11,9 +11,8 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -21,33 +20,12 @@ from torch import Tensor, nn
 
 from repro.data.base import to_float
 from repro.errors import ReproError
-from repro.utils.device import as_device
+from repro.utils.device import as_device, channels_last_weights
 from repro.utils.io import atomic_path
 from repro.utils.progress import progress
 
 _BN = nn.modules.batchnorm._BatchNorm
 _DTYPES = {np.dtype(np.float16): torch.float16, np.dtype(np.float32): torch.float32}
-
-
-@contextmanager
-def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
-    """Conv weights in channels_last while the block runs (yields whether they are), restored
-    after. torch then runs each conv, and the BN and activation after it, in NHWC, which
-    oneDNN computes 1.2-1.4x faster on a CPU for the zoo's convs (measured on 2 cores). Same
-    math in another summation order: outputs differ from NCHW's by float32 rounding
-    (~1e-6 relative), not bit for bit."""
-    convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    if not enabled or not convs:
-        yield False
-        return
-    saved = [(p, p.data) for m in convs for p in m.parameters(recurse=False)]
-    try:
-        for m in convs:
-            m.to(memory_format=torch.channels_last)
-        yield True
-    finally:
-        for p, data in saved:
-            p.data = data
 
 
 def _layout(x: Tensor, channels_last: bool) -> Tensor:
