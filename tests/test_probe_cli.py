@@ -4,7 +4,6 @@ on generated data with the smoke profile's sizes."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -44,7 +43,8 @@ def test_table2_protocol_end_to_end_as_a_command(weights, tmp_path):
     cells = _cells(out, "table2")
     assert set(cells) == {"probe/table2/yours/err@1000", "probe/table2/raw_pixels/err@1000"}
     mine = cells["probe/table2/yours/err@1000"]
-    assert 0 <= mine["value"] <= 100 and mine["n_runs"] == 3  # smoke: 3 test draws
+    draws = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())["table2"]["test_draws"]
+    assert 0 <= mine["value"] <= 100 and mine["n_runs"] == draws  # one run per test draw
     assert mine["protocol"]["feature_dim"] == 16 * (8 + 16 + 32)
     assert mine["comparable"] is False
     assert {"field": "dataset", "paper": "svhn", "run": "synth_digits"} in mine["protocol_diff"]

@@ -19,7 +19,7 @@ from repro.data.idx import MissingData
 from repro.errors import ReproError
 from repro.models.checkpoint import build_from_checkpoint
 from repro.train.config import TrainConfig
-from repro.train.shipped import MANIFEST, install, ship, verify
+from repro.train.shipped import install, ship, verify
 from repro.train.trainer import GANTrainer
 from repro.utils.platform import fingerprint, fingerprint_id
 
