@@ -97,13 +97,11 @@ def bench_features(device: torch.device, n: int, batch_size: int, repeats: int,
     flops = _forward_flops(D, images, batch_size, n, lambda x: extract_features(
         D, x, batch_size=batch_size, device=device, dtype=np.float16, fast=True))
     rec = comparison(
-        {"name": "extract_features(fast=True) (uint8 on device, inference_mode, channels_last, "
-                 "float16 out)",
-         "value": n / min(ours_t), "unit": "img/s", "runs_s": ours_t,
-         "default": {"name": "extract_features() (fast=False: NCHW, the values as before)",
-                     "value": n / min(nchw_t), "runs_s": nchw_t,
-                     "ratio": min(naive_t) / min(nchw_t),
-                     "float16_equal_to_fast": bool(np.array_equal(f_nchw, f_ours))}},
+        _fast_and_default(
+            "extract_features(fast=True) (uint8 on device, inference_mode, channels_last, "
+            "float16 out)", ours_t,
+            "extract_features() (fast=False: NCHW, the values as before)", nchw_t, naive_t, n,
+            float16_equal_to_fast=bool(np.array_equal(f_nchw, f_ours))),
         {"name": "DataLoader loop (per-sample float, no_grad, float32 .cpu().numpy())",
          "value": n / min(naive_t), "unit": "img/s", "runs_s": naive_t},
         "features", device, higher_is_better=True,
@@ -113,6 +111,15 @@ def bench_features(device: torch.device, n: int, batch_size: int, repeats: int,
         what="imagenet32 discriminator features (Table 1), images/s")
     rec["roofline"] = roofline(flops, min(ours_t), flops, min(naive_t), peak, "conv")
     return rec
+
+
+def _fast_and_default(name: str, fast_t: list[float], default_name: str,
+                      default_t: list[float], naive_t: list[float], n: int, **facts) -> dict:
+    """The "ours" record of a fast=True path, with the default path's speed beside it (both
+    in img/s over n images; `ratio`: the default against the plain loop)."""
+    return {"name": name, "value": n / min(fast_t), "unit": "img/s", "runs_s": fast_t,
+            "default": {"name": default_name, "value": n / min(default_t), "runs_s": default_t,
+                        "ratio": min(naive_t) / min(default_t), **facts}}
 
 
 def bench_bn_stats(device: torch.device, n: int, repeats: int, batch_size: int = 128,
@@ -142,12 +149,10 @@ def bench_bn_stats(device: torch.device, n: int, repeats: int, batch_size: int =
     flops = _forward_flops(D, images, batch_size, n, lambda x: infer_bn_stats(
         D, x, batch_size=batch_size, device=device, fast=True))
     rec = comparison(
-        {"name": "infer_bn_stats(fast=True) (uint8 batches, inference_mode, channels_last, "
-                 "eval-mode BN on the hooks' batch statistics)",
-         "value": n / min(ours_t), "unit": "img/s", "runs_s": ours_t,
-         "default": {"name": "infer_bn_stats() (fast=False: the values as before)",
-                     "value": n / min(default_t), "runs_s": default_t,
-                     "ratio": min(naive_t) / min(default_t)}},
+        _fast_and_default(
+            "infer_bn_stats(fast=True) (uint8 batches, inference_mode, channels_last, "
+            "eval-mode BN on the hooks' batch statistics)", ours_t,
+            "infer_bn_stats() (fast=False: the values as before)", default_t, naive_t, n),
         {"name": "DataLoader loop (per-sample float, no_grad, train-mode BN, var_mean hooks)",
          "value": n / min(naive_t), "unit": "img/s", "runs_s": naive_t},
         "features", device, higher_is_better=True,
