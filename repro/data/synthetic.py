@@ -280,7 +280,7 @@ DATASETS.register("synth_digits")(GeneratedDataset(DatasetSpec(
     description="generated 28x28 grey digit glyphs (MNIST stand-in)"),
     make_digits, [str(d) for d in range(10)]))
 DATASETS.register("synth_rooms")(GeneratedDataset(DatasetSpec(
-    "synth_rooms", 64, 3, 0, {"train": 20000, "test": 2000}, real=False,
+    "synth_rooms", 64, 3, 0, {"train": 100000, "test": 2000}, real=False,
     description="generated 64x64 RGB bedroom scenes with exact bed/window masks (LSUN stand-in)"),
     make_rooms))
 
