@@ -54,7 +54,9 @@ def _finished_run(tmp_path: Path, name: str = "tiny") -> tuple[Path, dict]:
     (run / "live" / name / "metrics.json").write_text("{}")
     prov = {"profile": "cpu", "dry_run": False, "variant": "gan_mlp", "seeds": [0],
             "git": {"revision": "abc", "dirty": False}, "params_hash": "h", "platform": {},
-            "wall_time_s": 1.0, "config": cfg.model_dump(mode="json"), "runs": []}
+            "wall_time_s": 1.0, "runs": [],
+            # as the train stage writes it: its section, `shipped` key included
+            "config": {**cfg.model_dump(mode="json"), "shipped": None}}
     (run / "provenance").mkdir()
     (run / "provenance" / f"train_{name}.json").write_text(json.dumps(prov))
     return run, cfg.model_dump(mode="json")
@@ -107,6 +109,22 @@ def test_install_refuses_another_section_naming_the_keys(tmp_path):
                 tmp_path / "out", None)
     with pytest.raises(ReproError, match="has no manifest.json"):
         install(tmp_path / "nowhere", section, tmp_path / "out", None)
+
+
+def test_a_section_that_names_the_shipped_folder_installs_it(tmp_path):
+    run, section = _finished_run(tmp_path)
+    ship("tiny", run, tmp_path / "shipped")
+    install(tmp_path / "shipped" / "tiny", {**section, "shipped": "tiny"}, tmp_path / "out", None)
+    assert (tmp_path / "out" / "seed0.pt").is_file()
+
+
+@pytest.mark.parametrize("profile,name,section", _shipped_sections(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_the_train_stage_installs_each_profiles_shipped_section(profile, name, section, tmp_path):
+    from repro.stages.train import TrainStageConfig
+
+    install(SHIPPED / section["shipped"], TrainStageConfig.model_validate(section),
+            tmp_path / "out", None)
 
 
 @pytest.mark.parametrize("profile,name,section", _shipped_sections(),

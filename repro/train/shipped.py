@@ -95,7 +95,8 @@ def ship(name: str, run: Path, out: Path, final_only: bool = False) -> dict[str,
         "seeds": prov["seeds"], "git": prov["git"], "worktree_changes": _worktree_changes(run),
         "params_hash": prov["params_hash"],
         "platform": prov.get("platform"), "wall_time_s": prov.get("wall_time_s"),
-        "config": prov["config"], "runs": prov.get("runs", []),
+        # The section as a consumer compares it (`install`): without its own `shipped` key.
+        "config": _section_dump(prov["config"]), "runs": prov.get("runs", []),
         "files": {str(p.relative_to(tmp)): {"md5": md5_file(p), "bytes": p.stat().st_size}
                   for p in files},
     }
@@ -142,7 +143,8 @@ def install(folder: Path, section: Any, out: Path, live_dir: Path | None) -> dic
     manifest = verify(folder)
     want, got = _section_dump(section), manifest["config"]
     if got != want:
-        keys = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+        keys = sorted(k for k in set(want) | set(got)
+                      if k not in want or k not in got or want[k] != got[k])
         raise ReproError(f"{folder} was trained with another train section (differs in: "
                          f"{', '.join(keys)}); make the section equal the shipped manifest's "
                          "config, or drop `shipped` to train it here")
