@@ -250,3 +250,22 @@ def test_judges_train_the_same_whatever_the_global_rng_did():
         net = nets.fit(nets.Segmenter(1), x, y, 3, 8, 0, torch.device("cpu"), "t")
         weights.append(torch.cat([p.detach().flatten() for p in net.parameters()]))
     assert torch.equal(*weights)
+
+
+def test_a_judge_of_several_seeds_reads_their_mean_logit():
+    """figures.judges: one seed is exactly the plain net; several are read by their mean logit."""
+    from repro.figures import nets
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(16, 3, 64, 64, generator=g)
+    y = (torch.rand(16, 2, generator=g) > 0.5).float()
+    cpu = torch.device("cpu")
+    single = nets.fit_judges(lambda: nets.AttributeNet(2), x, y, 3, 8, [7], cpu, "t")
+    plain = nets.fit(nets.AttributeNet(2), x, y, 3, 8, 7, cpu, "t")
+    assert torch.equal(nets.predict(single, x, cpu), nets.predict(plain, x, cpu))
+    both = nets.fit_judges(lambda: nets.AttributeNet(2), x, y, 3, 8, [7, 1007], cpu, "t")
+    assert isinstance(both, nets.MeanLogit) and len(both.members) == 2
+    with torch.no_grad():
+        logits = torch.stack([m(x) for m in both.members])
+        assert not torch.equal(logits[0], logits[1])  # the seeds gave different nets
+        assert torch.allclose(both(x), logits.mean(0))

@@ -31,6 +31,7 @@ class GuidedConfig(_Part):
     features: PositiveInt = 6  # the first features of D's last conv layer
     images: PositiveInt = 512  # real images searched for maximal responses
     top: PositiveInt = 4  # images per feature (shown and measured)
+    random_inits: PositiveInt = 3  # randomly initialised Ds the trained one is compared with
 
 
 class WindowsConfig(_Part):
@@ -91,6 +92,9 @@ class FiguresConfig(Section):
     # images they are fitted on and of the z samples each figure draws, so the drift gate's
     # seed sweep varies them too (a shipped generator's own seed is fixed).
     judge_seed: int = 0
+    # Nets per judge (window detector, attribute classifier), trained under seeds judge_seed,
+    # judge_seed + 1000, ... and read by their mean logit (repro.figures.nets.MeanLogit).
+    judges: PositiveInt = 3
     model: str = "lsun64"  # train.<model> section whose checkpoints are drawn
     variant: str = "lsun64"  # the variant those checkpoints must hold
     dataset: str = "lsun_bedroom"  # the model's training data (memorisation, guided backprop)

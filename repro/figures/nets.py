@@ -8,10 +8,14 @@
   synth_rooms' masks by `room_attributes`). It picks exemplars and checks results (Figs. 7/8).
 
 Both are deliberately small (minutes of CPU in the demo profile); their held-out accuracy is
-reported beside the numbers they produce, so a weak judge is visible.
+reported beside the numbers they produce, so a weak judge is visible. `figures.judges` of each
+are trained under different seeds and read as one (`MeanLogit`): a single small net's verdicts
+on generated images move with its seed much more than its accuracy on real images suggests.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +111,27 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size
         loss.backward()
         opt.step()
     return net.eval()
+
+
+class MeanLogit(nn.Module):
+    """Several judges trained under different seeds, read as one: the mean of their logits."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def fit_judges(make: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, steps: int,
+               batch_size: int, seeds: list[int], device: torch.device, desc: str,
+               **kw) -> nn.Module:
+    """`fit` once per seed; one seed gives that net itself, several a `MeanLogit` of them."""
+    members = [fit(make(), x, y, steps, batch_size, s, device,
+                   desc if len(seeds) == 1 else f"{desc} {i + 1}/{len(seeds)}", **kw)
+               for i, s in enumerate(seeds)]
+    return members[0] if len(members) == 1 else MeanLogit(members).eval()
 
 
 @torch.no_grad()

@@ -66,7 +66,8 @@ class Figures:
         self.runs: dict[str, tuple[list[float], list[int], str, dict]] = {}
         self.extra_deviations: list[str] = []
         self.arith_deviations: list[str] = []  # of the Fig. 7/8 cells only
-        self.facts: dict = {}
+        self.facts: dict = {"judges": self.cfg.judges}
+        self.judge_seeds = [self.cfg.judge_seed + 1000 * k for k in range(self.cfg.judges)]
 
     # ---------------------------------------------------------------- helpers
     def load(self, name: str, split: str, n: int | None, seed: int = 0) -> ImageSet:
@@ -131,8 +132,9 @@ class Figures:
             self.extra_deviations.append("dry run: stand-in window masks")
         n_fit = w.detector_images
         x, m = u8_to01(data.images), data.masks["window"][:, None]
-        self.detector = nets.fit(nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps, 32,
-                                 self.cfg.judge_seed, self.dev, "window detector", lr=nets.SEGMENTER_LR, balance=True)
+        self.detector = nets.fit_judges(lambda: nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps,
+                                        32, self.judge_seeds, self.dev, "window detector",
+                                        lr=nets.SEGMENTER_LR, balance=True)
         truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
         pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
         self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")
@@ -150,9 +152,9 @@ class Figures:
         test_set = self.load(a.dataset, a.test_split, a.max_test, seed=2 + self.cfg.judge_seed)
         x_fit, y_fit = self._attributes(fit_set, a.split, a.max_images)
         x_test, y_test = self._attributes(test_set, a.test_split, a.max_test)
-        self.attr_net = nets.fit(nets.AttributeNet(len(a.attributes)), x_fit, y_fit,
-                                 a.classifier_steps, 64, self.cfg.judge_seed, self.dev,
-                                 "attribute classifier")
+        self.attr_net = nets.fit_judges(lambda: nets.AttributeNet(len(a.attributes)), x_fit, y_fit,
+                                        a.classifier_steps, 64, self.judge_seeds, self.dev,
+                                        "attribute classifier")
         pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
         self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
         self.attr_source = fit_set.source
@@ -250,15 +252,21 @@ class Figures:
         measured = masks is not None
         masks = masks if measured else torch.zeros(len(data), *data.images.shape[-2:], dtype=torch.bool)
         x = to_float(data.images, variant.spec.pixel_range).to(self.dev)
-        torch.manual_seed(seed + 5)
-        random_d = variant.build_discriminator().to(self.dev)
-        out = {}
-        for name, model in (("trained", D), ("random", random_d)):
-            out[name] = guided.analyse(model, x, masks.to(self.dev), g.features, g.top)
+        out = {"trained": guided.analyse(D, x, masks.to(self.dev), g.features, g.top)}
+        # One random D's mass moves with its init (the gate measured 0.41-0.53 over seeds):
+        # the cell is the mean over `random_inits` of them; the figure shows the first.
+        randoms = []
+        for k in range(g.random_inits):
+            torch.manual_seed(seed + 5 + 1000 * k)
+            random_d = variant.build_discriminator().to(self.dev)
+            randoms.append(guided.analyse(random_d, x, masks.to(self.dev), g.features, g.top))
+        out["random"] = {**randoms[0], "mass": sum(r["mass"] for r in randoms) / len(randoms)}
+        for name in out:
             if measured:
                 self.record(f"fig5/guided_backprop/object_mass_{name}", out[name]["mass"], seed, "share",
                             objects=sorted(data.masks) or ["stand-in box"], features=g.features,
-                            top=g.top, object_area_share=masks.float().mean().item())
+                            top=g.top, object_area_share=masks.float().mean().item(),
+                            **({"random_inits": g.random_inits} if name == "random" else {}))
         if measured:
             self.record("fig5/guided_backprop/trained_over_random_concentration",
                     out["trained"]["mass"] / max(out["random"]["mass"], 1e-12), seed, "ratio")
@@ -267,10 +275,11 @@ class Figures:
                 idx, vis = res["index"], guided.visualise(res["grads"].cpu())  # (F, top), (F, top, C, H, W)
                 rows = torch.stack([torch.stack([data.images[idx[f, t]], vis[f, t]])
                                     for f in range(len(idx)) for t in range(idx.shape[1])])
+                mean = f" (mean of {g.random_inits} random Ds; this is the first)" if name == "random" else ""
                 self.grid(rows.flatten(0, 1), f"fig5_guided_{name}.png",
                           f"Fig. 5: {name} D, first {g.features} features of the last conv layer (one row "
                           f"each): top-{g.top} images and their guided backprop; saliency mass on "
-                          f"objects {res['mass']:.3f}", nrow=2 * idx.shape[1])
+                          f"objects {res['mass']:.3f}{mean}", nrow=2 * idx.shape[1])
 
     def _object_masks(self, data: ImageSet) -> torch.Tensor | None:
         if data.masks:
