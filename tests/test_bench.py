@@ -99,6 +99,15 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     cli.main(["--quick", "--device", "cpu", "--only", "nn", "--nn-refs", "200",
               "--nn-queries", "20", "--out", str(out)])
     assert {"train/mnist_cond", "nn/200x20x784"} <= set(json.loads(out.read_text())["benchmarks"])
+    # ... and refuses, before running anything, a file of another size mode: writing over it
+    # would drop its entries
+    before = out.read_text()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--device", "cpu", "--only", "nn", "--out", str(out)])
+    assert exit_info.value.code == 2
+    assert "quick=True figures and this run is device='cpu' quick=False" in capsys.readouterr().err
+    assert out.read_text() == before
 
 
 def test_markdown_shows_failures(tmp_path):

@@ -8,7 +8,8 @@
 
 Names for --only: train (or train/<variant>), svm, probe, nn, stream, features (probe: the
 Table 1/2 probe path, a C grid of 1,000-label fits on one draw, 7,168-d and 28,672-d).
-With --only the results are merged into an existing file of the same device (other entries kept).
+With --only the results are merged into an existing file of the same device and size mode
+(other entries kept); a file of another device or mode is refused before anything runs.
 Sizes: SIZES[quick|cpu|cuda]; each can be overridden by a flag. The issue's sizes (SVM on 10k
 and 50k x 28672, 1-NN 50k x 10k, features on 50k) are the CUDA defaults; on a CPU the full
 run uses what finishes in minutes, and bench.json records what ran.
@@ -72,6 +73,19 @@ def _selected(only: str | None) -> tuple[set[str], list[str] | None]:
     return names, variants or None
 
 
+def _merge_target(path: Path, device: str, quick: bool) -> dict | None:
+    """The existing file an --only run merges into; refused before any benchmark runs when it
+    holds another device's or size mode's figures (writing over it would drop its entries)."""
+    if not path.exists():
+        return None
+    old = read_json(path)
+    if old.get("device") != device or bool(old.get("quick")) != quick:
+        raise ReproError(f"--only merges into {path}, but it holds device={old.get('device')!r} "
+                         f"quick={old.get('quick')!r} figures and this run is device={device!r} "
+                         f"quick={quick}; pass another --out, or match --quick / --device")
+    return old
+
+
 def run(args: argparse.Namespace) -> dict:
     from repro.bench.features import bench_bn_stats, bench_features
     from repro.bench.nn import bench_generated_stream, bench_nn
@@ -91,6 +105,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.repeats is not None:
         sizes["train_repeats"] = args.repeats
     names, only_variants = _selected(args.only)
+    path = Path(args.out)
+    old = _merge_target(path, device.type, bool(args.quick)) if args.only else None
     fast = {}
     if device.type == "cuda" and not args.no_fast:
         fast = {"channels_last": True, "bf16": True}
@@ -168,11 +184,9 @@ def run(args: argparse.Namespace) -> dict:
            "fast_path": fast, "reference_num_workers": ref_workers,
            "wall_time_s": round(time.perf_counter() - t0, 2), "peak": peak,
            "benchmarks": results}
-    path = Path(args.out)
-    if args.only and path.exists():
-        old = read_json(path)
-        if old.get("device") == out["device"] and old.get("quick") == out["quick"]:
-            out["benchmarks"] = {**old.get("benchmarks", {}), **results}
+    if old is not None:
+        # Each entry keeps the peak it was measured against in its own `roofline`.
+        out["benchmarks"] = {**old.get("benchmarks", {}), **results}
     write_json(path, out)
     return out
 
