@@ -70,6 +70,7 @@ class ArithmeticConfig(_Part):
     noise: PositiveFloat = 0.25  # uniform noise scale (the paper: +-0.25)
     turn_rows: PositiveInt = 4
     turn_frames: int = Field(8, ge=2)
+    show: PositiveInt = 3  # equations and turn walks drawn (all of them are measured)
     classifier_steps: PositiveInt = 400
     # How the classifier's images are fitted to its 64x64 RGB input: "resize" (bilinear) or
     # "pad" (zero padding); a fit that changes them is a deviation of the Fig. 7/8 cells.

@@ -96,11 +96,12 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
              per_attribute=dict(zip(names, F.attr_acc)), measured_on="held-out real labelled images")
     if draw:
         rows = []
-        for r in res["rows"]:
+        for r in res["rows"][:a.show]:
             rows += [x[i] for p in r["picks"] for i in p] + [r["pixel_image"][0]] + list(r["z_images"])
         eq = " - ".join(str(c) for c in a.equation[:2]) + f" + {a.equation[2]}"
         F.grid(to_u8(torch.stack(rows)), "fig7_vector_arithmetic.png",
-               f"Fig. 7: {eq} (one row per equation): {a.exemplars} automatically chosen exemplars "
+               f"Fig. 7: {eq} (one row per equation; {min(a.show, a.repeats)} of the {a.repeats} "
+               f"measured): {a.exemplars} automatically chosen exemplars "
                f"per concept, the pixel-space result, then the z result and {a.noisy} samples with "
                f"+-{a.noise} noise; share with {res['intended']}: z {res['z_share']:.2f}, "
                f"pixels {res['pixel_share']:.2f}", nrow=3 * a.exemplars + 2 + a.noisy)
@@ -115,7 +116,8 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     F.record("fig8/turn_vector/max_step_ratio_pixel", sm["max_ratio"], seed, "ratio", **tfacts)
     F.record("fig8/turn_vector/turned_rate", turned.float().mean().item(), seed, "share", **tfacts)
     if draw:
-        F.grid(to_u8(frames), "fig8_turn.png",
+        shown = frames.view(R, T, *frames.shape[1:])[:a.show].flatten(0, 1)
+        F.grid(to_u8(shown), "fig8_turn.png",
                f"Fig. 8: 'turn' vector mean z{a.turn_to} - mean z{a.turn_from}, added in {T} steps to "
-               f"{R} exemplars of {a.turn_from}; rows ending with {a.turn_to}: "
+               f"{R} exemplars of {a.turn_from} ({min(a.show, R)} shown); rows ending with {a.turn_to}: "
                f"{turned.float().mean().item():.2f}", nrow=T)
