@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from repro.bench import cli
-from repro.bench.common import class_images, comparison
+from repro.bench.common import class_images, comparison, train_fast_path
 from repro.bench.format import bench_markdown
 from repro.bench.reference import reference_loop
 from repro.bench.svm import bench_svm
@@ -32,6 +32,43 @@ def test_class_images_shapes_and_determinism():
     b, yb = class_images(50, 3, 32, 10, seed=1)
     assert a.dtype == torch.uint8 and a.shape == (50, 3, 32, 32) and ya.shape == (50,)
     assert torch.equal(a, b) and torch.equal(ya, yb)
+
+
+@pytest.mark.parametrize("variant", ["svhn32", "lsun64_small"])
+def test_the_cpu_fast_path_takes_the_same_step_to_float_rounding(tmp_path, variant):
+    """The trainer is benchmarked with train_fast_path (channels_last on a CPU): the same
+    update, summed in another order, so it agrees with the NCHW step to float32 rounding: D's
+    loss and gradients (G's come after an
+    Adam step of D, whose first step, g/|g|, turns rounding in a near-zero gradient into a
+    whole lr-sized difference, so only G's loss is compared)."""
+    from repro.data.base import ImageSet
+    from repro.registry import MODELS
+    from repro.train.config import TrainConfig
+    from repro.train.trainer import GANTrainer
+
+    fast = train_fast_path(CPU)
+    assert fast == {"channels_last": True}
+    spec = MODELS.get(variant).spec
+    images, labels = class_images(16, spec.channels, spec.image_size, 10, seed=0)
+    data = ImageSet(images=images, labels=labels, name="t", split="train", source="t", real=False)
+    out = []
+    for switches in ({}, fast):
+        cfg = TrainConfig(variant=variant, dataset="t", epochs=1, batch_size=16, max_steps=1,
+                          checkpoint_every=10**9, **switches)
+        trainer = GANTrainer(cfg, data, CPU, tmp_path / "x.pt")
+        trainer._fresh_state(0)
+        loss_d, loss_g = trainer._train_step(torch.arange(16))
+        grads = torch.cat([p.grad.flatten() for p in trainer.D.parameters()])  # D's step
+        out.append((loss_d, loss_g, grads))
+    (d0, g0, gr0), (d1, g1, gr1) = out
+    torch.testing.assert_close(d1, d0, rtol=1e-5, atol=0)
+    torch.testing.assert_close(g1, g0, rtol=1e-4, atol=0)
+    # An activation within rounding of a (Leaky)ReLU kink moves a gradient by a slope's worth
+    # there, and BN sums pass that on to its channel (lsun64_small: 11 of 1.1M elements
+    # beyond 1e-3; D's first two blocks differ by 1e-3 in norm, the rest by 2e-6).
+    close = torch.isclose(gr1, gr0, rtol=1e-3, atol=1e-3 * gr0.abs().max().item())
+    assert close.float().mean().item() > 0.9999
+    assert ((gr1 - gr0).norm() / gr0.norm()).item() < 1e-2
 
 
 def test_reference_loop_trains_and_times():
@@ -90,6 +127,12 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     assert peak["matmul_fp32_gflops"] > 0 and peak["conv_fp32_gflops"] > 0 and peak["memory_gbps"] > 0
     roof = t["roofline"]
     assert 0 < roof["ours"]["fraction_of_peak"] and 0 < roof["alternative"]["fraction_of_peak"]
+    # the limit: the step's share of convolution kernel time bounds what work outside them gains
+    lim = t["limit"]
+    assert 0 < lim["conv_share_of_step"] <= 1 and lim["conv_gflop_per_step"] > 0
+    assert lim["ratio_ceiling"] > 0 and lim["conv_kernels_fraction_of_peak"] > 0
+    assert "convolution kernels" in md
+    assert t["sizes"] and b["fast_path"] == {"channels_last": True}
     # the trainer skips D's weight gradients in G's pass: fewer FLOPs than the tutorial loop
     assert t["ours"]["flop_per_image"] < t["alternative"]["flop_per_image"]
     assert nn["roofline"]["ours"]["gflops"] > 0

@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> dict:
     from repro.bench.probe_fit import bench_probe_fit
     from repro.bench.roofline import measure_peak
     from repro.bench.svm import bench_svm, svm_data
+    from repro.bench.common import train_fast_path
     from repro.bench.train import bench_train
 
     device = resolve_device(args.device)
@@ -107,9 +108,7 @@ def run(args: argparse.Namespace) -> dict:
     names, only_variants = _selected(args.only)
     path = Path(args.out)
     old = _merge_target(path, device.type, bool(args.quick)) if args.only else None
-    fast = {}
-    if device.type == "cuda" and not args.no_fast:
-        fast = {"channels_last": True, "bf16": True}
+    fast = {} if args.no_fast else train_fast_path(device)
     if args.compile:
         fast["compile"] = True
     ref_workers = args.ref_workers if args.ref_workers is not None else (2 if device.type == "cuda" else 0)
@@ -232,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="the reference loop's DataLoader workers (default: 2 on CUDA as in the "
                          "PyTorch DCGAN tutorial, 0 on CPU)")
     ap.add_argument("--no-fast", dest="no_fast", action="store_true",
-                    help="on CUDA, train without channels_last + bf16")
+                    help="train without the fast path (channels_last; + bf16 on CUDA)")
     ap.add_argument("--compile", action="store_true", help="torch.compile in our trainer")
     args = ap.parse_args(argv)
     if args.gpu:

@@ -107,6 +107,13 @@ def bench_markdown(path: str | Path) -> str:
                           f"{_n(gpu.get('generation_bf16_search_fp32_s'))} s (bf16 generation) / "
                           f"{_n(gpu.get('generation_fp32_search_fp32_s'))} s (fp32) on one H200: "
                           f"{gpu.get('arithmetic', '')}")
+        lim = r.get("limit")
+        if lim:
+            checks.append(f"- {name}: {_n(100 * lim['conv_share_of_step'], 3)} % of our step is "
+                          f"convolution kernels, running at {_n(lim['conv_kernels_gflops'])} GFLOP/s "
+                          f"({_pct({'fraction_of_peak': lim.get('conv_kernels_fraction_of_peak')})} "
+                          f"of the conv peak); with everything else at zero time the ratio "
+                          f"would be {_n(lim['ratio_ceiling'])}x")
         if r.get("ours", {}).get("error_pct") is not None and r.get("alternative"):
             checks.append(f"- {name}: 1-NN error ours {_n(r['ours']['error_pct'], 4)} %, "
                           f"sklearn {_n(r['alternative']['error_pct'], 4)} %")

@@ -121,6 +121,7 @@ def svm_check(device: torch.device, n: int, n_test: int, subset: int, peak: dict
 
 def run_gpu(device: torch.device, out: Path, budget_s: float, repo: Path) -> dict:
     from repro.bench.cli import PAPER_BATCH
+    from repro.bench.common import train_fast_path
     from repro.bench.features import bench_features
     from repro.bench.nn import bench_generated_stream
     from repro.bench.roofline import measure_peak
@@ -168,7 +169,7 @@ def run_gpu(device: torch.device, out: Path, budget_s: float, repo: Path) -> dic
         step("dry_run", dry_run)
     else:
         steps["dry_run"] = {"skipped": "CPU small mode (tests/test_pipeline_e2e.py runs it)"}
-    fast = {"channels_last": True, "bf16": True} if device.type == "cuda" else {}
+    fast = train_fast_path(device)
     workers = 2 if device.type == "cuda" else 0
     for v in sz["variants"]:
         batch = sz["batch"] or PAPER_BATCH.get(v, 128)

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from repro.bench.common import class_images, comparison
 from repro.bench.reference import reference_loop
@@ -53,6 +54,39 @@ def step_flops(variant_name: str, data: ImageSet, images: torch.Tensor, labels: 
     return ours, ref
 
 
+def convolution_share(variant_name: str, data: ImageSet, device: torch.device,
+                      batch_size: int, steps: int, fast: dict) -> dict | None:
+    """How much of GANTrainer's step is convolution kernels (CPU only: the profiler's CPU
+    times are the kernels' times there), over `steps` profiled steps after one warm-up.
+
+    The share bounds what any change outside the kernels can gain: with everything else at
+    zero time, a step would take `conv_seconds_per_step`."""
+    if device.type != "cpu":
+        return None
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
+                      max_steps=1, checkpoint_every=10**9, **fast)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = GANTrainer(cfg, data, device, Path(tmp) / "share.pt")
+        trainer._fresh_state(0)
+        idx = torch.arange(batch_size, device=device)
+        with FlopCounterMode(display=False) as fc:
+            trainer._train_step(idx)  # also the warm-up
+        conv_flops = sum(n for op, n in fc.get_flop_counts()["Global"].items() if "convolution" in str(op))
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            t = time.perf_counter()
+            for _ in range(steps):
+                trainer._train_step(idx)
+            seconds = time.perf_counter() - t
+    # self times: each kernel counted once (aten::convolution only dispatches)
+    conv_us = sum(e.self_cpu_time_total for e in prof.key_averages() if "convolution" in e.key)
+    conv_s = conv_us / 1e6 / steps
+    return {"step_seconds": seconds / steps, "conv_seconds_per_step": conv_s,
+            "conv_share_of_step": conv_s / (seconds / steps), "conv_gflop_per_step": conv_flops / 1e9,
+            "conv_kernels_gflops": conv_flops / conv_s / 1e9, "profiled_steps": steps}
+
+
 def bench_train(variant_name: str, device: torch.device, batch_size: int, steps: int,
                 warmup: int, repeats: int, ref_workers: int, fast: dict,
                 peak: dict | None = None) -> dict:
@@ -84,4 +118,13 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
              "median of interleaved repeats")
     # seconds per image: the roofline's rates are FLOPs per image x images per second
     rec["roofline"] = roofline(f_ours / batch_size, 1 / o, f_ref / batch_size, 1 / r, peak, "conv")
+    share = convolution_share(variant_name, data, device, batch_size, warmup, fast)
+    if share is not None:
+        share.update({
+            "conv_kernels_fraction_of_peak":
+                share["conv_kernels_gflops"] / peak["conv_fp32_gflops"] if peak else None,
+            # the ratio if everything in our step but its convolutions took no time
+            "ratio_ceiling": batch_size / share["conv_seconds_per_step"] / r,
+        })
+        rec["limit"] = share
     return rec
