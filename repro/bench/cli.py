@@ -87,12 +87,12 @@ def _merge_target(path: Path, device: str, quick: bool) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from repro.bench.common import train_fast_path
     from repro.bench.features import bench_bn_stats, bench_features
     from repro.bench.nn import bench_generated_stream, bench_nn
     from repro.bench.probe_fit import bench_probe_fit
     from repro.bench.roofline import measure_peak
     from repro.bench.svm import bench_svm, svm_data
-    from repro.bench.common import train_fast_path
     from repro.bench.train import bench_train
 
     device = resolve_device(args.device)

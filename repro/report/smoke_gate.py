@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m repro.report.smoke_gate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--update", action="store_true",
-                    help=f"regenerate the baseline from seeds {list(SEEDS)} (about 4 minutes "
+                    help=f"regenerate the baseline from seeds {list(SEEDS)} (about 6 minutes "
                          "each on 2 cores)")
     ap.add_argument("--force", action="store_true",
                     help="with --update: write the baseline even if cells exceed their cap")
