@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -38,16 +40,23 @@ def ours_loop(variant_name: str, data: ImageSet, device: torch.device, batch_siz
             "final_loss_d": result.final_loss_d, "final_loss_g": result.final_loss_g}
 
 
+@contextlib.contextmanager
+def _fresh_trainer(variant_name: str, data: ImageSet, device: torch.device, batch_size: int,
+                   fast: dict) -> Iterator[tuple[GANTrainer, torch.Tensor]]:
+    """A throwaway trainer in its seed-0 state and the index of its first batch."""
+    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
+                      max_steps=1, checkpoint_every=10**9, **fast)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = GANTrainer(cfg, data, device, Path(tmp) / "bench.pt")
+        trainer._fresh_state(0)
+        yield trainer, torch.arange(batch_size, device=device)
+
+
 def step_flops(variant_name: str, data: ImageSet, images: torch.Tensor, labels: torch.Tensor,
                device: torch.device, batch_size: int, fast: dict) -> tuple[int, int]:
     """FLOPs of one training step: (GANTrainer's, the tutorial loop's), counted on the steps
     themselves (a throwaway trainer; a 1-step reference loop)."""
-    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
-                      max_steps=1, checkpoint_every=10**9, **fast)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = GANTrainer(cfg, data, device, Path(tmp) / "flops.pt")
-        trainer._fresh_state(0)
-        idx = torch.arange(batch_size, device=device)
+    with _fresh_trainer(variant_name, data, device, batch_size, fast) as (trainer, idx):
         ours, _ = count_flops(lambda: trainer._train_step(idx))
     ref, _ = count_flops(lambda: reference_loop(variant_name, images, labels, device, batch_size,
                                                 steps=1, warmup=0))
@@ -65,12 +74,7 @@ def convolution_share(variant_name: str, data: ImageSet, device: torch.device,
         return None
     from torch.profiler import ProfilerActivity, profile
 
-    cfg = TrainConfig(variant=variant_name, dataset="bench", epochs=1, batch_size=batch_size,
-                      max_steps=1, checkpoint_every=10**9, **fast)
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = GANTrainer(cfg, data, device, Path(tmp) / "share.pt")
-        trainer._fresh_state(0)
-        idx = torch.arange(batch_size, device=device)
+    with _fresh_trainer(variant_name, data, device, batch_size, fast) as (trainer, idx):
         with FlopCounterMode(display=False) as fc:
             trainer._train_step(idx)  # also the warm-up
         conv_flops = sum(n for op, n in fc.get_flop_counts()["Global"].items() if "convolution" in str(op))
