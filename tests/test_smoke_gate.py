@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from repro.errors import ReproError
 from repro.report import drift, smoke_gate
@@ -53,7 +54,8 @@ def test_tolerance_from_seed_spread():
     assert a["value"] == 10.0 and a["runs"] == [10.0, 11.0, 9.0]
     assert a["std"] == pytest.approx(1.0) and a["tol"] == pytest.approx(4.0)
     assert b["std"] == 0.0 and b["tol"] == pytest.approx(1e-6)  # only float noise absorbed
-    assert c["tol"] == 0.0  # not a number: must match exactly
+    assert c["tol"] == 0.0 and c["basis"] == "not run"  # null everywhere: must stay null
+    assert a["basis"] == b["basis"] == "seed spread"
     with pytest.raises(ReproError, match="disagree"):
         _baseline({0: {"t/a": 1.0}, 1: {"t/z": 1.0}})
 
@@ -82,9 +84,35 @@ def test_sharpness_caps_flag_noisy_cells():
 
 
 def test_cells_no_seed_moves_are_flagged_unless_whole_counts():
-    base = _baseline({s: {"t/acc": 20.25, "t/width": 512.0, "t/ok": 50.0 + s} for s in range(3)})
-    problems = smoke_gate.sharpness_problems(base, {"t/acc": "%", "t/width": "units", "t/ok": "%"})
-    assert list(problems) == ["t/acc"] and "no measured spread" in problems["t/acc"]
+    # a share every seed gives as 1.0 is a whole number but not a count: still flagged
+    base = _baseline({s: {"t/acc": 20.25, "t/width": 512.0, "t/ok": 50.0 + s, "t/rate": 1.0}
+                      for s in range(3)})
+    problems = smoke_gate.sharpness_problems(
+        base, {"t/acc": "%", "t/width": "units", "t/ok": "%", "t/rate": "share"})
+    assert sorted(problems) == ["t/acc", "t/rate"] and "no measured spread" in problems["t/acc"]
+
+
+def test_whole_counts_get_a_floor_of_one_count_and_stay_sharp():
+    runs = {s: {"t/jumps": 0.0, "t/width": 512.0, "t/r": 2.0 + s / 100} for s in range(3)}
+    base = drift.seeded_baseline(runs, 0, 4.0, 1e-6, "rule", {"cpu_model": "x"}, "p0", "regen",
+                                 count_cells=frozenset({"t/jumps", "t/width"}), count_floor=1.0)
+    jumps, width, r = (base["cells"][k] for k in ("t/jumps", "t/width", "t/r"))
+    assert jumps["tol"] == width["tol"] == 1.0 and jumps["basis"] == "count"
+    assert r["tol"] == pytest.approx(0.04) and r["basis"] == "seed spread"
+    # one count is the finest a count can be gated: not above its cap
+    assert smoke_gate.sharpness_problems(base, {"t/jumps": "steps", "t/width": "units",
+                                                "t/r": "ratio"}) == {}
+    assert drift.check(base, {"t/jumps": 1.0, "t/width": 512.0, "t/r": 2.0}) == []
+    assert [f.cell for f in drift.check(base, {"t/jumps": 2.0, "t/width": 512.0,
+                                               "t/r": 2.0})] == ["t/jumps"]
+
+
+def test_a_row_not_run_must_stay_not_run_and_one_run_on_some_seeds_is_flagged():
+    base = _baseline({s: {"t/authors": None, "t/flaky": None if s else 3.0} for s in range(3)})
+    assert [f.cell for f in drift.check(base, {"t/authors": 12.0, "t/flaky": 3.0})] == [
+        "t/authors"]
+    problems = smoke_gate.sharpness_problems(base, {"t/authors": "%", "t/flaky": "%"})
+    assert list(problems) == ["t/flaky"] and "some seeds only" in problems["t/flaky"]
 
 
 def test_committed_baseline_is_portable_and_sharp():
@@ -95,17 +123,41 @@ def test_committed_baseline_is_portable_and_sharp():
     # gate run), never silently widened
     assert base["unsharp"] == smoke_gate.sharpness_problems(base, base["units"])
     assert all(len(c["runs"]) == len(base["seeds"]) for c in base["cells"].values())
+    # every tolerance names its basis: the seed spread, one count, or a row that is not run
+    for key, cell in base["cells"].items():
+        is_count = base["units"][key] in smoke_gate.COUNT_UNITS
+        assert cell["basis"] == ("not run" if cell["value"] is None else
+                                 "count" if is_count else "seed spread"), key
 
 
-def test_old_baseline_is_refused(tmp_path, monkeypatch):
+def _repo_with_baseline(tmp_path, baseline):
     (tmp_path / "results" / "baselines").mkdir(parents=True)
-    (tmp_path / "results" / "baselines" / "smoke.json").write_text(
-        json.dumps({"cells": {"t/a": {"value": 1.0, "tol": 0.0}}}))
+    (tmp_path / "results" / "baselines" / "smoke.json").write_text(json.dumps(baseline))
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
     (tmp_path / "experiments").mkdir()
     (tmp_path / "experiments" / "demo.yaml").write_text("{}\n")
+    return tmp_path
+
+
+def test_old_baseline_is_refused(tmp_path, monkeypatch):
+    repo = _repo_with_baseline(tmp_path, {"cells": {"t/a": {"value": 1.0, "tol": 0.0}}})
     with pytest.raises(ReproError, match="regenerate"):
-        load_baseline(tmp_path)
+        load_baseline(repo)
+
+
+def test_rederive_applies_the_current_rule_to_the_stored_runs(tmp_path):
+    runs = {s: {"t/jumps": 0.0, "t/a": 10.0 + s} for s in range(3)}
+    old = _baseline(runs, platform_id="the-cpu-that-ran-them")  # every cell under the 1e-6 floor
+    old.update(units={"t/jumps": "steps", "t/a": "%"}, rule="an older rule", unsharp={})
+    repo = _repo_with_baseline(tmp_path, old)
+    assert smoke_gate.rederive(repo) == 0
+    new = load_baseline(repo)
+    assert new["rule"] == smoke_gate.RULE and "--rederive" in new["rederived"]
+    assert new["platform_id"] == "the-cpu-that-ran-them" and new["seeds"] == [0, 1, 2]
+    assert new["cells"]["t/jumps"]["tol"] == smoke_gate.COUNT_FLOOR
+    assert {k: c["runs"] for k, c in new["cells"].items()} == {
+        k: c["runs"] for k, c in old["cells"].items()}
+    assert new["cells"]["t/a"]["tol"] == old["cells"]["t/a"]["tol"]
 
 
 @pytest.mark.slow
@@ -122,3 +174,15 @@ def test_planted_change_fails_under_a_foreign_fingerprint(tmp_path, capsys):
     assert code == 1, out
     assert "treated as another platform" in out
     assert any(line.startswith("DRIFT") for line in out.splitlines()), out
+
+
+def test_a_new_latent_walk_jump_drifts_the_step_ratios_behind_it():
+    """Fig. 4's jump count has the one-count floor; what keeps it sharp is that a jump (a step
+    above jump_ratio x its row's median) pushes a largest-step ratio past its own tolerance."""
+    jump_ratio = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())[
+        "figures"]["walk"]["jump_ratio"]
+    cells = load_baseline(REPO)["cells"]
+    assert cells["figures/fig4/latent_walk/n_jumps"]["value"] == 0
+    for stat in ("max_step_ratio_pixel", "max_step_ratio_dfeat"):
+        cell = cells[f"figures/fig4/latent_walk/{stat}"]
+        assert cell["value"] + cell["tol"] < jump_ratio, stat

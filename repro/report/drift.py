@@ -148,23 +148,29 @@ def check(baseline: dict[str, Any], current: dict[str, Any],
     return findings
 
 
-def seed_tolerance(runs: list[Any], k: float, rel_floor: float) -> tuple[float | None, float]:
-    """(std over seeds, tolerance) of one cell: tol = k * std, at least rel_floor * max(1, |v|).
+def seed_tolerance(runs: list[Any], k: float, floor: float) -> tuple[float | None, float]:
+    """(std over seeds, tolerance) of one cell: tol = k * std, at least `floor`.
 
-    The floor only absorbs last-bit float noise of cells that every seed gives alike; a cell
-    that is not a number (or not one in every run) must match exactly (tol 0).
+    The floor covers what six seeds alike cannot bound: last-bit float noise, or one step of
+    a whole count. A cell that is not a number (or not one in every run) must match exactly
+    (tol 0).
     """
     if not runs or not all(_is_num(v) and math.isfinite(v) for v in runs):
         return None, 0.0
     std = statistics.stdev(runs) if len(runs) > 1 else 0.0
-    return std, max(k * std, rel_floor * max(1.0, abs(runs[0])))
+    return std, max(k * std, floor)
 
 
 def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: float,
                     rel_floor: float, rule: str, platform: dict[str, Any], platform_id: str,
-                    regenerate: str) -> dict[str, Any]:
+                    regenerate: str, count_cells: frozenset[str] = frozenset(),
+                    count_floor: float = 1.0) -> dict[str, Any]:
     """A baseline from one smoke run per seed: the reference seed's values, per-cell spread
-    over seeds and the tolerance derived from it by `rule`."""
+    over seeds and the tolerance derived from it by `rule`.
+
+    Each cell names the basis of its tolerance: `seed spread` (floor rel_floor x max(1, |v|)),
+    `count` (a cell of `count_cells`, floor `count_floor`) or `not run` (null for every seed:
+    a row the profile does not run, which must stay null)."""
     ref = runs[reference_seed]
     seeds = sorted(runs)
     missing = {s: sorted(set(ref) ^ set(runs[s])) for s in seeds if set(runs[s]) != set(ref)}
@@ -173,11 +179,19 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
     cells = {}
     for key in sorted(ref):
         values = [runs[s][key] for s in seeds]
-        std, tol = seed_tolerance(values, k, rel_floor)
-        cells[key] = {"value": ref[key], "runs": values, "std": std, "tol": tol}
+        if all(v is None for v in values):
+            basis, floor = "not run", 0.0
+        elif key in count_cells:
+            basis, floor = "count", count_floor
+        else:
+            basis = "seed spread"
+            floor = rel_floor * max(1.0, abs(values[0])) if _is_num(values[0]) else 0.0
+        std, tol = seed_tolerance(values, k, floor)
+        cells[key] = {"value": ref[key], "runs": values, "std": std, "tol": tol, "basis": basis}
     return {"regenerate": regenerate, "rule": rule, "k": k, "rel_floor": rel_floor,
-            "seeds": seeds, "reference_seed": reference_seed, "platform": platform,
-            "platform_id": platform_id, "default_tol": 0.0, "cells": cells}
+            "count_floor": count_floor, "seeds": seeds, "reference_seed": reference_seed,
+            "platform": platform, "platform_id": platform_id, "default_tol": 0.0,
+            "cells": cells}
 
 
 def updated_baseline(baseline: dict[str, Any] | None, current: dict[str, Any],

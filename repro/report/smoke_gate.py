@@ -2,6 +2,7 @@
 
     python -m repro.report.smoke_gate                 # fail (exit 1) listing drifting cells
     python -m repro.report.smoke_gate --update        # regenerate the baseline on purpose
+    python -m repro.report.smoke_gate --rederive      # new tolerance rule, same stored runs
     python -m repro.report.smoke_gate --foreign       # check as if on another kind of machine
     python -m repro.report.smoke_gate --keep DIR      # leave the run in DIR (CI reuses it)
 
@@ -10,9 +11,14 @@ once per seed in `SEEDS` (every training seed and every protocol seed of the pro
 that seed: `with_seed`). It stores, per
 cell, the reference seed's value, the values of all seeds, their spread and a tolerance:
 
-    tol = K x s   (K = 4; s = sample standard deviation over the seeds),
-    at least 1e-6 x max(1, |value|), so that cells every seed gives alike absorb only
-    last-bit float noise.
+    tol = K x s   (K = 4; s = sample standard deviation over the seeds), at least
+    - one count for whole-count cells (COUNT_UNITS: feature widths, jumps, dropped maps): a
+      count moves in whole steps, and six seeds alike bound nothing below one step. The
+      continuous statistic a count thresholds (Fig. 4's step ratios behind its jumps) is a
+      cell of its own, gated by its own spread;
+    - 1e-6 x max(1, |value|) for the others, so that cells every seed gives alike absorb
+      only last-bit float noise (`sharpness_problems` refuses such a cell unless a count).
+    A cell null in every seed is a row the profile does not run: it must stay null.
 
 Float kernels differ in their last bits between kinds of CPU (instruction set, BLAS, thread
 count), and that difference grows through training like a change of seed, at most. So:
@@ -43,14 +49,19 @@ from repro.utils.io import write_json
 from repro.utils.platform import fingerprint, fingerprint_id
 
 REGENERATE = "python -m repro.report.smoke_gate --update"
+REDERIVE = "python -m repro.report.smoke_gate --rederive"
 PROFILE = "smoke"
 SEEDS = (0, 1, 2, 3, 4, 5)
 REFERENCE_SEED = 0
 K = 4.0
 REL_FLOOR = 1e-6
+COUNT_UNITS = frozenset({"steps", "maps", "units"})
+COUNT_FLOOR = 1.0
 THREADS = 2
 RULE = ("tol = 4 x s, s the sample std of the cell over the smoke pipeline run once per seed "
-        "in `seeds` (every training and protocol seed set to it), at least 1e-6 x max(1, |value|); exact "
+        "in `seeds` (every training and protocol seed set to it), at least one count for "
+        "whole-count cells (units steps, maps, units) and 1e-6 x max(1, |value|) for the others; "
+        "a cell null in every seed (a row the profile does not run) must stay null; exact "
         "(tol 0) on the platform whose fingerprint made the baseline")
 # Sharpness caps: the widest tolerance a cell may have, by unit. Wider means the smoke run
 # cannot tell a change from seed noise in that cell.
@@ -134,24 +145,29 @@ def smoke_values(repo: Path, workdir: Path | None, edit: Edit | None = None
 
 
 def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[str, str]:
-    """Cells whose tolerance is wider than the cap for their unit, or that no seed moves
-    although they are not whole counts -> why.
+    """Cells whose tolerance is wider than the cap for their unit, that no seed moves although
+    they are not whole counts, or that some seeds leave null and others not -> why.
 
-    A non-integer cell equal for every seed measured no spread at all: its tolerance is the
+    A non-count cell equal for every seed measured no spread at all: its tolerance is the
     1e-6 floor, which another CPU's float noise can exceed (a flipped prediction, another
     top-k image). Its inputs must be drawn by a protocol seed so the sweep sees their spread.
-    Whole counts (feature widths, jumps) are exempt: last-bit noise cannot move them."""
+    Whole counts (COUNT_UNITS) are exempt: their floor is one count."""
     problems = {}
     for key, cell in baseline["cells"].items():
         unit = units.get(key, "")
-        if (cell.get("std") == 0 and drift._is_num(cell["value"])
-                and not float(cell["value"]).is_integer()):
+        if any(v is None for v in cell["runs"]) and cell.get("basis") != "not run":
+            problems[key] = (f"null on some seeds only ({cell['runs']}): the row runs or not "
+                             "depending on the seed, so no tolerance can gate it")
+            continue
+        if cell.get("std") == 0 and unit not in COUNT_UNITS:
             problems[key] = (f"every seed gives {cell['value']:.6g} {unit}: no measured spread, so "
                              "another CPU's float noise would drift it; draw its inputs by a "
                              "protocol seed (PROTOCOL_SEEDS)")
             continue
         cap = CAPS.get(unit, REL_CAP * max(abs(cell["value"]), 1.0)
                        if drift._is_num(cell["value"]) else 0.0)
+        if unit in COUNT_UNITS:  # a count cannot be gated finer than one count
+            cap = max(cap, COUNT_FLOOR)
         if cell["tol"] > cap:
             problems[key] = (f"tol {cell['tol']:.4g} {unit} > cap {cap:.4g} "
                              f"(seed runs {[round(v, 4) for v in cell['runs']]})")
@@ -160,16 +176,35 @@ def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[
 
 def update(repo: Path, workdir: Path | None, seeds: tuple[int, ...] = SEEDS,
            force: bool = False) -> int:
-    params = load_params(repo / "params.yaml")
-    path = repo / params.paths["baselines"] / "smoke.json"
     runs, units = {}, {}
     for seed in seeds:
         print(f"smoke pipeline, seed {seed} ({len(runs) + 1}/{len(seeds)})", flush=True)
         runs[seed], units = smoke_values(repo, workdir, with_seed(seed))
     fp = fingerprint(THREADS)
-    baseline = drift.seeded_baseline(runs, seeds[0], K, REL_FLOOR, RULE, fp, fingerprint_id(fp),
-                                     REGENERATE)
-    baseline["units"] = units
+    return _write_baseline(repo, runs, seeds[0], units, fp, fingerprint_id(fp), force)
+
+
+def rederive(repo: Path, force: bool = False) -> int:
+    """Re-derive every cell's tolerance from the seed runs the baseline already stores, under
+    the current RULE: for a change of the rule alone, with no pipeline run. The runs, their
+    platform and its fingerprint stay those of the `--update` that measured them."""
+    old = load_baseline(repo)
+    runs = {seed: {key: cell["runs"][i] for key, cell in old["cells"].items()}
+            for i, seed in enumerate(old["seeds"])}
+    return _write_baseline(repo, runs, old["reference_seed"], old["units"], old["platform"],
+                           old["platform_id"], force,
+                           rederived=f"{REDERIVE} (the runs are those of `{REGENERATE}`)")
+
+
+def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed: int,
+                    units: dict[str, str], fp: dict[str, Any], fp_id: str, force: bool,
+                    **extra: Any) -> int:
+    params = load_params(repo / "params.yaml")
+    path = repo / params.paths["baselines"] / "smoke.json"
+    counts = frozenset(k for k, unit in units.items() if unit in COUNT_UNITS)
+    baseline = drift.seeded_baseline(runs, reference_seed, K, REL_FLOOR, RULE, fp, fp_id,
+                                     REGENERATE, count_cells=counts, count_floor=COUNT_FLOOR)
+    baseline.update(units=units, **extra)
     problems = sharpness_problems(baseline, units)
     if problems and not force:
         raise ReproError("these cells vary too much between seeds to gate anything; make the "
@@ -180,8 +215,8 @@ def update(repo: Path, workdir: Path | None, seeds: tuple[int, ...] = SEEDS,
     # are checked, but only loosely.
     baseline["unsharp"] = problems
     write_json(path, baseline)
-    print(f"wrote {path}: {len(baseline['cells'])} cells from seeds {list(seeds)} on "
-          f"{fp['cpu_model']} ({baseline['platform_id']})"
+    print(f"wrote {path}: {len(baseline['cells'])} cells from seeds {sorted(runs)} on "
+          f"{fp['cpu_model']} ({fp_id})"
           + (f"; {len(problems)} cells above their sharpness cap" if problems else ""))
     return 0
 
@@ -235,8 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--update", action="store_true",
                     help=f"regenerate the baseline from seeds {list(SEEDS)} (about 6 minutes "
                          "each on 2 cores)")
+    ap.add_argument("--rederive", action="store_true",
+                    help="re-derive the tolerances of the committed baseline from its stored "
+                         "seed runs under the current rule (seconds; no pipeline run)")
     ap.add_argument("--force", action="store_true",
-                    help="with --update: write the baseline even if cells exceed their cap")
+                    help="with --update or --rederive: write the baseline even if cells exceed "
+                         "their cap")
     ap.add_argument("--foreign", action="store_true",
                     help="compare with the statistical tolerances even on the baseline's platform")
     ap.add_argument("--workdir", type=Path, default=None,
@@ -246,7 +285,10 @@ def main(argv: list[str] | None = None) -> None:
                          "through REPRO_SMOKE_RUN=DIR, so CI runs it once)")
     args = ap.parse_args(argv)
     repo = Path(".")
+    if args.update and args.rederive:
+        ap.error("--update measures new runs, --rederive reuses the stored ones: pass one")
     code = (update(repo, args.workdir, force=args.force) if args.update
+            else rederive(repo, force=args.force) if args.rederive
             else check(repo, args.workdir, foreign=args.foreign, keep=args.keep))
     raise SystemExit(code)
 
