@@ -35,16 +35,15 @@ def test_class_images_shapes_and_determinism():
 
 
 @pytest.mark.parametrize("variant", ["svhn32", "lsun64_small"])
-def test_the_cpu_fast_path_takes_the_same_step_to_float_rounding(tmp_path, variant):
+def test_the_cpu_fast_path_takes_the_same_step_to_float_rounding(variant):
     """The trainer is benchmarked with train_fast_path (channels_last on a CPU): the same
     update, summed in another order, so it agrees with the NCHW step to float32 rounding: D's
     loss and gradients (G's come after an
     Adam step of D, whose first step, g/|g|, turns rounding in a near-zero gradient into a
     whole lr-sized difference, so only G's loss is compared)."""
+    from repro.bench.train import _fresh_trainer
     from repro.data.base import ImageSet
     from repro.registry import MODELS
-    from repro.train.config import TrainConfig
-    from repro.train.trainer import GANTrainer
 
     fast = train_fast_path(CPU)
     assert fast == {"channels_last": True}
@@ -53,12 +52,9 @@ def test_the_cpu_fast_path_takes_the_same_step_to_float_rounding(tmp_path, varia
     data = ImageSet(images=images, labels=labels, name="t", split="train", source="t", real=False)
     out = []
     for switches in ({}, fast):
-        cfg = TrainConfig(variant=variant, dataset="t", epochs=1, batch_size=16, max_steps=1,
-                          checkpoint_every=10**9, **switches)
-        trainer = GANTrainer(cfg, data, CPU, tmp_path / "x.pt")
-        trainer._fresh_state(0)
-        loss_d, loss_g = trainer._train_step(torch.arange(16))
-        grads = torch.cat([p.grad.flatten() for p in trainer.D.parameters()])  # D's step
+        with _fresh_trainer(variant, data, CPU, 16, switches) as (trainer, idx):
+            loss_d, loss_g = trainer._train_step(idx)
+            grads = torch.cat([p.grad.flatten() for p in trainer.D.parameters()])  # D's step
         out.append((loss_d, loss_g, grads))
     (d0, g0, gr0), (d1, g1, gr1) = out
     torch.testing.assert_close(d1, d0, rtol=1e-5, atol=0)

@@ -21,9 +21,9 @@ NN_10M_TARGET_S = {"cpu": None, "cuda": 60.0}
 def train_fast_path(device: torch.device) -> dict[str, bool]:
     """The TrainConfig switches our trainer is benchmarked with (off in the profiles' shipped
     trainings; the tutorial loop has none): channels_last on a CPU (oneDNN's NHWC convolutions:
-    1.2x NCHW for lsun64_small on 2 cores), plus bf16 autocast on CUDA. Same math as without
-    them; the sums run in another order, so losses agree to float32 rounding, not bit for bit
-    (tests/test_bench.py)."""
+    1.2x NCHW for lsun64_small on 2 cores), plus bf16 autocast on CUDA. channels_last is the
+    same math summed in another order: losses agree with NCHW to float32 rounding
+    (tests/test_bench.py). bf16 changes the arithmetic itself (and is untested here: no GPU)."""
     return {"channels_last": True, "bf16": True} if device.type == "cuda" else {"channels_last": True}
 
 

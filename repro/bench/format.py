@@ -44,8 +44,11 @@ def _fraction(r: dict) -> str:
 
 
 def _pct(side: dict) -> str:
-    f = side.get("fraction_of_peak")
-    return "—" if f is None else f"{100 * f:.0f} %"
+    return _pct_of(side.get("fraction_of_peak"))
+
+
+def _pct_of(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{100 * fraction:.0f} %"
 
 
 def bench_markdown(path: str | Path) -> str:
@@ -111,7 +114,7 @@ def bench_markdown(path: str | Path) -> str:
         if lim:
             checks.append(f"- {name}: {_n(100 * lim['conv_share_of_step'], 3)} % of our step is "
                           f"convolution kernels, running at {_n(lim['conv_kernels_gflops'])} GFLOP/s "
-                          f"({_pct({'fraction_of_peak': lim.get('conv_kernels_fraction_of_peak')})} "
+                          f"({_pct_of(lim.get('conv_kernels_fraction_of_peak'))} "
                           f"of the conv peak); with everything else at zero time the ratio "
                           f"would be {_n(lim['ratio_ceiling'])}x")
         if r.get("ours", {}).get("error_pct") is not None and r.get("alternative"):

@@ -75,9 +75,16 @@ def measure_peak(device: torch.device, size: str = "quick") -> dict:
 
 def count_flops(fn: Callable[[], Any]) -> tuple[int, Any]:
     """(FLOPs of fn() as FlopCounterMode counts them, fn's result)."""
+    total, _, out = count_conv_flops(fn)
+    return total, out
+
+
+def count_conv_flops(fn: Callable[[], Any]) -> tuple[int, int, Any]:
+    """(FLOPs of fn(), those of its convolutions (transposed ones too), fn's result)."""
     with FlopCounterMode(display=False) as fc:
         out = fn()
-    return int(fc.get_total_flops()), out
+    conv = sum(n for op, n in fc.get_flop_counts()["Global"].items() if "convolution" in str(op))
+    return int(fc.get_total_flops()), int(conv), out
 
 
 def rate(flops: float, seconds: float, peak: dict | None, kind: str = "conv") -> dict:

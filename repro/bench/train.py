@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from repro.bench.common import class_images, comparison
 from repro.bench.reference import reference_loop
-from repro.bench.roofline import count_flops, roofline
+from repro.bench.roofline import count_conv_flops, count_flops, rate, roofline
 from repro.data.base import ImageSet
 from repro.registry import MODELS
 from repro.train.config import TrainConfig
@@ -52,32 +51,21 @@ def _fresh_trainer(variant_name: str, data: ImageSet, device: torch.device, batc
         yield trainer, torch.arange(batch_size, device=device)
 
 
-def step_flops(variant_name: str, data: ImageSet, images: torch.Tensor, labels: torch.Tensor,
-               device: torch.device, batch_size: int, fast: dict) -> tuple[int, int]:
-    """FLOPs of one training step: (GANTrainer's, the tutorial loop's), counted on the steps
-    themselves (a throwaway trainer; a 1-step reference loop)."""
+def profile_ours(variant_name: str, data: ImageSet, device: torch.device, batch_size: int,
+                 steps: int, fast: dict) -> dict:
+    """GANTrainer's step on a throwaway trainer: its FLOPs (the first step, counted) and, on a
+    CPU, how much of it is convolution kernels over `steps` profiled steps after that one.
+
+    CPU only for the profile: the profiler's CPU times are the kernels' times there. The
+    share bounds what any change outside the kernels can gain: with everything else at zero
+    time, a step would take `conv_seconds_per_step`."""
     with _fresh_trainer(variant_name, data, device, batch_size, fast) as (trainer, idx):
-        ours, _ = count_flops(lambda: trainer._train_step(idx))
-    ref, _ = count_flops(lambda: reference_loop(variant_name, images, labels, device, batch_size,
-                                                steps=1, warmup=0))
-    return ours, ref
+        # the counted step is also the profile's warm-up
+        flops, conv_flops, _ = count_conv_flops(lambda: trainer._train_step(idx))
+        if device.type != "cpu":
+            return {"flops": flops}
+        from torch.profiler import ProfilerActivity, profile
 
-
-def convolution_share(variant_name: str, data: ImageSet, device: torch.device,
-                      batch_size: int, steps: int, fast: dict) -> dict | None:
-    """How much of GANTrainer's step is convolution kernels (CPU only: the profiler's CPU
-    times are the kernels' times there), over `steps` profiled steps after one warm-up.
-
-    The share bounds what any change outside the kernels can gain: with everything else at
-    zero time, a step would take `conv_seconds_per_step`."""
-    if device.type != "cpu":
-        return None
-    from torch.profiler import ProfilerActivity, profile
-
-    with _fresh_trainer(variant_name, data, device, batch_size, fast) as (trainer, idx):
-        with FlopCounterMode(display=False) as fc:
-            trainer._train_step(idx)  # also the warm-up
-        conv_flops = sum(n for op, n in fc.get_flop_counts()["Global"].items() if "convolution" in str(op))
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             t = time.perf_counter()
             for _ in range(steps):
@@ -85,10 +73,21 @@ def convolution_share(variant_name: str, data: ImageSet, device: torch.device,
             seconds = time.perf_counter() - t
     # self times: each kernel counted once (aten::convolution only dispatches)
     conv_us = sum(e.self_cpu_time_total for e in prof.key_averages() if "convolution" in e.key)
-    conv_s = conv_us / 1e6 / steps
-    return {"step_seconds": seconds / steps, "conv_seconds_per_step": conv_s,
-            "conv_share_of_step": conv_s / (seconds / steps), "conv_gflop_per_step": conv_flops / 1e9,
-            "conv_kernels_gflops": conv_flops / conv_s / 1e9, "profiled_steps": steps}
+    return {"flops": flops, "conv_flops": conv_flops, "step_seconds": seconds / steps,
+            "conv_seconds_per_step": conv_us / 1e6 / steps, "profiled_steps": steps}
+
+
+def _limit(prof: dict, peak: dict | None, batch_size: int, ref_images_per_s: float) -> dict:
+    """The record's `limit`: the convolution share of our step and the ratio it caps."""
+    conv_s = prof["conv_seconds_per_step"]
+    conv = rate(prof["conv_flops"], conv_s, peak, "conv")
+    return {"step_seconds": prof["step_seconds"], "conv_seconds_per_step": conv_s,
+            "conv_share_of_step": conv_s / prof["step_seconds"],
+            "conv_gflop_per_step": conv["gflop"], "conv_kernels_gflops": conv["gflops"],
+            "profiled_steps": prof["profiled_steps"],
+            "conv_kernels_fraction_of_peak": conv["fraction_of_peak"],
+            # the ratio if everything in our step but its convolutions took no time
+            "ratio_ceiling": batch_size / conv_s / ref_images_per_s}
 
 
 def bench_train(variant_name: str, device: torch.device, batch_size: int, steps: int,
@@ -107,7 +106,12 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
                                   warmup, num_workers=ref_workers))
     o = statistics.median(x["images_per_second"] for x in ours)
     r = statistics.median(x["images_per_second"] for x in ref)
-    f_ours, f_ref = step_flops(variant_name, data, images, labels, device, batch_size, fast)
+    # A few profiled steps are enough for the kernel share; as many as the warm-up keeps the
+    # bench short.
+    prof = profile_ours(variant_name, data, device, batch_size, warmup, fast)
+    f_ours = prof["flops"]
+    f_ref, _ = count_flops(lambda: reference_loop(variant_name, images, labels, device,
+                                                  batch_size, steps=1, warmup=0))
     rec = comparison(
         {"name": "GANTrainer", "value": o, "unit": "img/s",
          "runs": [x["images_per_second"] for x in ours], "config": fast,
@@ -122,13 +126,6 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
              "median of interleaved repeats")
     # seconds per image: the roofline's rates are FLOPs per image x images per second
     rec["roofline"] = roofline(f_ours / batch_size, 1 / o, f_ref / batch_size, 1 / r, peak, "conv")
-    share = convolution_share(variant_name, data, device, batch_size, warmup, fast)
-    if share is not None:
-        share.update({
-            "conv_kernels_fraction_of_peak":
-                share["conv_kernels_gflops"] / peak["conv_fp32_gflops"] if peak else None,
-            # the ratio if everything in our step but its convolutions took no time
-            "ratio_ceiling": batch_size / share["conv_seconds_per_step"] / r,
-        })
-        rec["limit"] = share
+    if device.type == "cpu":
+        rec["limit"] = _limit(prof, peak, batch_size, r)
     return rec

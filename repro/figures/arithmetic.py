@@ -98,9 +98,10 @@ def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, n
     "z_images", "pixel_image", "z_ok", "pixel_ok"}]}.
     """
     target = intended(equation)
+    per_concept = [exemplars(probs, names, concept, per, repeats) for concept in equation]
     rows = []
     for r in range(repeats):
-        picks = [exemplars(probs, names, concept, per, repeats)[r] for concept in equation]
+        picks = [ex[r] for ex in per_concept]
         zs = z_arithmetic(z, picks, n_noisy, noise, seed + r)
         z_images = render01(zs)
         pixel = pixel_arithmetic(images01, picks)

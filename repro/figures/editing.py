@@ -111,13 +111,15 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     R, T = lines.shape[:2]
     frames = render01(lines.flatten(0, 1))
     sm = walk.smoothness(walk.step_sizes(frames.view(R, T, -1)), F.cfg.walk.jump_ratio)
-    turned = arith.has(F.classify(frames.view(R, T, *frames.shape[1:])[:, -1]), names, a.turn_to)
+    grid = frames.view(R, T, *frames.shape[1:])  # (R, T, C, H, W)
+    turned = arith.has(F.classify(grid[:, -1]), names, a.turn_to)
+    turned_rate = turned.float().mean().item()
     tfacts = dict(turn_from=a.turn_from, turn_to=a.turn_to, rows=R, frames=T, exemplars=a.turn_rows)
     F.record("fig8/turn_vector/max_step_ratio_pixel", sm["max_ratio"], seed, "ratio", **tfacts)
-    F.record("fig8/turn_vector/turned_rate", turned.float().mean().item(), seed, "share", **tfacts)
+    F.record("fig8/turn_vector/turned_rate", turned_rate, seed, "share", **tfacts)
     if draw:
-        shown = frames.view(R, T, *frames.shape[1:])[:a.show].flatten(0, 1)
+        shown = grid[:a.show].flatten(0, 1)
         F.grid(to_u8(shown), "fig8_turn.png",
                f"Fig. 8: 'turn' vector mean z{a.turn_to} - mean z{a.turn_from}, added in {T} steps to "
                f"{R} exemplars of {a.turn_from} ({min(a.show, R)} shown); rows ending with {a.turn_to}: "
-               f"{turned.float().mean().item():.2f}", nrow=T)
+               f"{turned_rate:.2f}", nrow=T)

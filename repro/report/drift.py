@@ -168,9 +168,10 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
     """A baseline from one smoke run per seed: the reference seed's values, per-cell spread
     over seeds and the tolerance derived from it by `rule`.
 
-    Each cell names the basis of its tolerance: `seed spread` (floor rel_floor x max(1, |v|)),
-    `count` (a cell of `count_cells`, floor `count_floor`) or `not run` (null for every seed:
-    a row the profile does not run, which must stay null)."""
+    Each cell names the basis of its tolerance: `seed spread` (floor rel_floor x max(1, |v|),
+    v the reference seed's value), `count` (a cell of `count_cells`, floor `count_floor`),
+    `not run` (null for every seed: a row the profile does not run, which must stay null) or
+    `exact` (not a finite number in every run: tol 0)."""
     ref = runs[reference_seed]
     seeds = sorted(runs)
     missing = {s: sorted(set(ref) ^ set(runs[s])) for s in seeds if set(runs[s]) != set(ref)}
@@ -181,11 +182,12 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
         values = [runs[s][key] for s in seeds]
         if all(v is None for v in values):
             basis, floor = "not run", 0.0
+        elif not all(_is_num(v) and math.isfinite(v) for v in values):
+            basis, floor = "exact", 0.0
         elif key in count_cells:
             basis, floor = "count", count_floor
         else:
-            basis = "seed spread"
-            floor = rel_floor * max(1.0, abs(values[0])) if _is_num(values[0]) else 0.0
+            basis, floor = "seed spread", rel_floor * max(1.0, abs(ref[key]))
         std, tol = seed_tolerance(values, k, floor)
         cells[key] = {"value": ref[key], "runs": values, "std": std, "tol": tol, "basis": basis}
     return {"regenerate": regenerate, "rule": rule, "k": k, "rel_floor": rel_floor,

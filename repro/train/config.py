@@ -34,9 +34,10 @@ class TrainConfig(Section):
     checkpoint_every: PositiveInt = 500
     grid_size: PositiveInt = 64
     bf16: bool = False  # bf16 autocast on GPU; ignored on CPU
-    compile: bool = False  # torch.compile the models (GPU fast path)
-    # NHWC memory layout for conv weights and inputs (faster convolutions on tensor-core GPUs;
-    # same maths, other summation order, so not bit-identical to NCHW).
+    compile: bool = False  # torch.compile the models (no gain measured on a 2-core CPU)
+    # NHWC memory layout for conv weights and inputs (faster convolutions: oneDNN's NHWC
+    # kernels on a CPU, tensor cores on a GPU; same maths, other summation order, so not
+    # bit-identical to NCHW).
     channels_last: bool = False
     # Under torchrun: BN statistics over the global batch instead of each rank's shard
     # (repro.train.distributed); ignored in a single process.

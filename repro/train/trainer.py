@@ -12,8 +12,10 @@ Design choices (why):
 - Checkpoints are written atomically and carry the full config, git revision, seed, step,
   optimiser and RNG states; `resume=True` continues a killed run to bit-identical weights.
 
-GPU fast path (switches in TrainConfig, all off by default): `bf16` (autocast on CUDA; the BCE
-losses are taken in float32), `channels_last` (NHWC weights and inputs), `compile`
+Fast-path switches (TrainConfig, all off by default; repro.bench.common.train_fast_path names
+the ones benchmarked): `bf16` (autocast on CUDA; the BCE losses are taken in float32),
+`channels_last` (NHWC weights and inputs: oneDNN's NHWC kernels on a CPU, tensor cores on a
+GPU), `compile`
 (torch.compile of the G and D used for training; checkpoints hold the plain modules). Nothing
 in the step reads a value back to the host (losses are summed on the device), so the GPU
 queues steps ahead of Python.
