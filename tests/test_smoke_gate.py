@@ -50,11 +50,12 @@ RUNS = {0: {"t/a": 10.0, "t/b": 0.5, "t/c": None}, 1: {"t/a": 11.0, "t/b": 0.5, 
 
 def test_tolerance_from_seed_spread():
     base = _baseline(RUNS)
-    a, b, c = (base["cells"][k] for k in ("t/a", "t/b", "t/c"))
+    a, b = (base["cells"][k] for k in ("t/a", "t/b"))
     assert a["value"] == 10.0 and a["runs"] == [10.0, 11.0, 9.0]
     assert a["std"] == pytest.approx(1.0) and a["tol"] == pytest.approx(4.0)
     assert b["std"] == 0.0 and b["tol"] == pytest.approx(1e-6)  # only float noise absorbed
-    assert c["tol"] == 0.0 and c["basis"] == "not run"  # null everywhere: must stay null
+    # null everywhere: no value to hold a tolerance; listed apart, and must stay null
+    assert base["not_run"] == ["t/c"] and "t/c" not in base["cells"]
     assert a["basis"] == b["basis"] == "seed spread"
     with pytest.raises(ReproError, match="disagree"):
         _baseline({0: {"t/a": 1.0}, 1: {"t/z": 1.0}})
@@ -123,11 +124,13 @@ def test_committed_baseline_is_portable_and_sharp():
     # gate run), never silently widened
     assert base["unsharp"] == smoke_gate.sharpness_problems(base, base["units"])
     assert all(len(c["runs"]) == len(base["seeds"]) for c in base["cells"].values())
-    # every tolerance names its basis: the seed spread, one count, or a row that is not run
+    # every gated cell has a tolerance above 0, from the seed spread or one count; rows the
+    # profile does not run are listed apart
     for key, cell in base["cells"].items():
         is_count = base["units"][key] in smoke_gate.COUNT_UNITS
-        assert cell["basis"] == ("not run" if all(v is None for v in cell["runs"]) else
-                                 "count" if is_count else "seed spread"), key
+        assert cell["basis"] == ("count" if is_count else "seed spread"), key
+        assert cell["tol"] > 0, key
+    assert all(base["units"][key] for key in base["not_run"])
 
 
 def _repo_with_baseline(tmp_path, baseline):

@@ -129,8 +129,9 @@ def check(baseline: dict[str, Any], current: dict[str, Any],
 
     exact: every cell must equal its baseline value (tolerance 0), for a run on the very
     platform that made the baseline; otherwise each cell's own `tol` (or the tolerance file's).
+    A `not_run` cell must stay null (or absent) on any platform.
     """
-    cells = baseline["cells"]
+    cells, not_run = baseline["cells"], baseline.get("not_run", [])
     default = float(baseline.get("default_tol", 0.0))
     findings = []
     for key in sorted(cells):
@@ -143,8 +144,10 @@ def check(baseline: dict[str, Any], current: dict[str, Any],
         diff = _diff(old, current[key])
         if diff > tol:
             findings.append(Finding(DRIFT, key, old, current[key], diff, tol))
+    findings += [Finding(DRIFT, key, None, current[key], math.inf, None)
+                 for key in not_run if current.get(key) is not None]
     findings += [Finding(NEW, key, None, current[key], None, None)
-                 for key in sorted(set(current) - set(cells))]
+                 for key in sorted(set(current) - set(cells) - set(not_run))]
     return findings
 
 
@@ -169,20 +172,22 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
     over seeds and the tolerance derived from it by `rule`.
 
     Each cell names the basis of its tolerance: `seed spread` (floor rel_floor x max(1, |v|),
-    v the reference seed's value), `count` (a cell of `count_cells`, floor `count_floor`),
-    `not run` (null for every seed: a row the profile does not run, which must stay null) or
-    `exact` (not a finite number in every run: tol 0)."""
+    v the reference seed's value), `count` (a cell of `count_cells`, floor `count_floor`) or
+    `exact` (not a finite number in every run: tol 0). A cell null for every seed is a row the
+    profile does not run: it has no value to hold a tolerance, so it is listed under `not_run`
+    instead, and `check` fails it if it ever holds a number."""
     ref = runs[reference_seed]
     seeds = sorted(runs)
     missing = {s: sorted(set(ref) ^ set(runs[s])) for s in seeds if set(runs[s]) != set(ref)}
     if missing:
         raise ReproError(f"seed runs disagree on their cells (seed: differing cells): {missing}")
-    cells = {}
+    cells, not_run = {}, []
     for key in sorted(ref):
         values = [runs[s][key] for s in seeds]
         if all(v is None for v in values):
-            basis, floor = "not run", 0.0
-        elif not all(_is_num(v) and math.isfinite(v) for v in values):
+            not_run.append(key)
+            continue
+        if not all(_is_num(v) and math.isfinite(v) for v in values):
             basis, floor = "exact", 0.0
         elif key in count_cells:
             basis, floor = "count", count_floor
@@ -193,7 +198,7 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
     return {"regenerate": regenerate, "rule": rule, "k": k, "rel_floor": rel_floor,
             "count_floor": count_floor, "seeds": seeds, "reference_seed": reference_seed,
             "platform": platform, "platform_id": platform_id, "default_tol": 0.0,
-            "cells": cells}
+            "cells": cells, "not_run": not_run}
 
 
 def updated_baseline(baseline: dict[str, Any] | None, current: dict[str, Any],

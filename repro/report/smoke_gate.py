@@ -189,7 +189,8 @@ def rederive(repo: Path, force: bool = False) -> int:
     the current RULE: for a change of the rule alone, with no pipeline run. The runs, their
     platform and its fingerprint stay those of the `--update` that measured them."""
     old = load_baseline(repo)
-    runs = {seed: {key: cell["runs"][i] for key, cell in old["cells"].items()}
+    runs = {seed: {**{key: cell["runs"][i] for key, cell in old["cells"].items()},
+                   **dict.fromkeys(old.get("not_run", []))}
             for i, seed in enumerate(old["seeds"])}
     return _write_baseline(repo, runs, old["reference_seed"], old["units"], old["platform"],
                            old["platform_id"], force,
