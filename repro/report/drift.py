@@ -151,6 +151,10 @@ def check(baseline: dict[str, Any], current: dict[str, Any],
     return findings
 
 
+def _finite_numbers(values: list[Any]) -> bool:
+    return all(_is_num(v) and math.isfinite(v) for v in values)
+
+
 def seed_tolerance(runs: list[Any], k: float, floor: float) -> tuple[float | None, float]:
     """(std over seeds, tolerance) of one cell: tol = k * std, at least `floor`.
 
@@ -158,7 +162,7 @@ def seed_tolerance(runs: list[Any], k: float, floor: float) -> tuple[float | Non
     a whole count. A cell that is not a number (or not one in every run) must match exactly
     (tol 0).
     """
-    if not runs or not all(_is_num(v) and math.isfinite(v) for v in runs):
+    if not runs or not _finite_numbers(runs):
         return None, 0.0
     std = statistics.stdev(runs) if len(runs) > 1 else 0.0
     return std, max(k * std, floor)
@@ -187,7 +191,7 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
         if all(v is None for v in values):
             not_run.append(key)
             continue
-        if not all(_is_num(v) and math.isfinite(v) for v in values):
+        if not _finite_numbers(values):
             basis, floor = "exact", 0.0
         elif key in count_cells:
             basis, floor = "count", count_floor

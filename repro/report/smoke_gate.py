@@ -26,8 +26,8 @@ count), and that difference grows through training like a change of seed, at mos
   smoke pipeline is bit-identical and every cell must equal its value exactly;
 - on any other platform, every cell must lie within its tolerance of the reference value.
 A cell that flips between discrete values from seed to seed gets a wide tolerance and catches
-nothing; `--update` (and `--rederive`) refuses a baseline with such cells (see `sharpness_problems`): make the
-smoke model or its sample counts steadier instead.
+nothing; `--update` (and `--rederive`) refuses a baseline with such cells (see
+`sharpness_problems`): make the smoke model or its sample counts steadier instead.
 """
 
 from __future__ import annotations
