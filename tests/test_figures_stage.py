@@ -56,7 +56,7 @@ def test_stage_end_to_end(checkpoints, tmp_path, monkeypatch):
     _project(tmp_path, FIGURES)
     monkeypatch.chdir(tmp_path)
     stage.main(["--checkpoints", str(checkpoints), "--metrics", "m/figures.json",
-                "--figures", "f", "--provenance", "p"])
+                "--figures", "f", "--provenance", "p", "--shipped", "s"])
     metrics = read_cells(tmp_path / "m/figures.json")
     names = {p.name for p in (tmp_path / "f").glob("*.png")}
     for fig in ("fig2_", "fig3_", "fig4_", "fig5_", "fig6_", "fig7_", "fig8_"):
@@ -78,9 +78,9 @@ def test_missing_checkpoints_and_wrong_variant(checkpoints, tmp_path, monkeypatc
     _project(tmp_path, {**FIGURES, "variant": "lsun64"})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ReproError, match="figures.variant"):
-        stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p")
+        stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
     with pytest.raises(ReproError, match="no checkpoints"):
-        stage.run(tmp_path / "none", tmp_path / "m.json", tmp_path / "f", tmp_path / "p")
+        stage.run(tmp_path / "none", tmp_path / "m.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
 
 
 def test_annotation_kit_matches_the_stage_samples(checkpoints, tmp_path):
@@ -107,8 +107,60 @@ def test_stage_with_a_hand_made_annotation_file(checkpoints, tmp_path, monkeypat
     for name in ("samples", "latent_walk", "guided_fig"):
         monkeypatch.setattr(stage.Figures, name, lambda *a, **k: None)
     monkeypatch.setattr(editing, "arithmetic_fig", lambda *a, **k: None)
-    stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p")
+    stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
     metrics = read_cells(tmp_path / "m.json")
     facts = metrics["fig6/window_removal/n_dropped_maps"]["protocol"]
     assert facts["n_boxes"] == 11 and "hand-drawn" in facts["boxes_from"]
     assert "fig6/window_detector/accuracy" not in metrics
+
+
+def _ship_tiny_judges(root, section, name="judges"):
+    from repro.figures import judges
+    from repro.figures.config import FiguresConfig
+
+    def load(dataset, split, n, seed):
+        return load_dataset(dataset, split, max_images=n, seed=seed)
+
+    cfg = FiguresConfig.model_validate(section)
+    return judges.ship(name, cfg, "smoke", load, None, root)
+
+
+def test_stage_reads_shipped_judges_and_refuses_other_settings_or_edits(checkpoints, tmp_path,
+                                                                        monkeypatch):
+    from repro.figures import judges
+
+    manifest = _ship_tiny_judges(tmp_path / "s", FIGURES)
+    assert manifest["kind"] == "judges" and manifest["seeds"] == [0, 1000, 2000]
+    # Training them is not what the stage does any more: it would fail here.
+    monkeypatch.setattr(judges, "train", lambda *a, **k: pytest.fail("judges trained in the stage"))
+    _project(tmp_path, {**FIGURES, "shipped_judges": "judges"})
+    monkeypatch.chdir(tmp_path)
+    stage.run(checkpoints, tmp_path / "m.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
+    metrics = read_cells(tmp_path / "m.json")
+    facts = metrics["fig6/window_detector/accuracy"]["protocol"]
+    assert "judges from a shipped folder (judges)" in facts["judges_from"]
+    assert 0.5 < metrics["fig6/window_detector/accuracy"]["value"] <= 1
+
+    other = {**FIGURES, "shipped_judges": "judges",
+             "windows": {**FIGURES["windows"], "detector_steps": 81}}
+    _project(tmp_path, other)
+    with pytest.raises(ReproError, match=r"other settings \(differs in: detector_steps\)"):
+        stage.run(checkpoints, tmp_path / "m2.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
+    weights = tmp_path / "s" / "judges" / judges.WEIGHTS
+    weights.write_bytes(weights.read_bytes()[:-10])
+    _project(tmp_path, {**FIGURES, "shipped_judges": "judges"})
+    with pytest.raises(ReproError, match="does not match its md5"):
+        stage.run(checkpoints, tmp_path / "m3.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
+    assert not (tmp_path / "m2.json").exists() and not (tmp_path / "m3.json").exists()
+
+
+def test_a_generator_folder_is_not_taken_for_judges(tmp_path):
+    from repro.figures import judges
+    from repro.figures.config import FiguresConfig
+    from repro.train.shipped import MANIFEST
+
+    folder = tmp_path / "lsun64"
+    folder.mkdir()
+    (folder / MANIFEST).write_text(json.dumps({"name": "lsun64", "config": {}, "files": {}}))
+    with pytest.raises(ReproError, match="holds no shipped judges"):
+        judges.install(folder, FiguresConfig.model_validate(FIGURES))

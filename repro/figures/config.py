@@ -96,6 +96,10 @@ class FiguresConfig(Section):
     # Nets per judge (window detector, attribute classifier), trained under seeds judge_seed,
     # judge_seed + 1000, ... and read by their mean logit (repro.figures.nets.MeanLogit).
     judges: PositiveInt = 3
+    # A folder under paths.shipped holding judges trained once with this section's judge
+    # settings (repro.figures.judges): installed, md5-verified, not trained in the run. The
+    # judge seed then still draws the held-out images that measure them and the z samples.
+    shipped_judges: str | None = None
     model: str = "lsun64"  # train.<model> section whose checkpoints are drawn
     variant: str = "lsun64"  # the variant those checkpoints must hold
     dataset: str = "lsun_bedroom"  # the model's training data (memorisation, guided backprop)

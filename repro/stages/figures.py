@@ -2,12 +2,14 @@
 
 Reads `<checkpoints>/<model>/seed<k>.pt` (every seed) and `epoch1_seed<k>.pt` (first seed,
 Fig. 2), draws every figure for the first seed, measures every number for every seed, and
-trains two small judges on real labelled images: a window segmenter (Fig. 6) and an attribute
-classifier (Figs. 7/8). See `repro.figures` for what each number means.
+reads generated images through two small judges trained on real labelled images (or shipped):
+a window segmenter (Figs. 2, 3, 6) and an attribute classifier (Figs. 7/8). See `repro.figures` for what each number means.
 
     python -m repro.stages.figures --checkpoints results/checkpoints \
         --metrics results/metrics/figures.json --figures results/figures \
-        --provenance results/provenance
+        --provenance results/provenance --shipped results/shipped
+
+`figures.shipped_judges` installs the judges from `<shipped>/<folder>` (repro.figures.judges).
 """
 
 from __future__ import annotations
@@ -18,10 +20,9 @@ from pathlib import Path
 import torch
 
 from repro.data.base import ImageSet, to_float
-from repro.data.fit import fit_to
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
-from repro.figures import guided, memorisation, nets, walk, windows
+from repro.figures import guided, judges, memorisation, nets, walk, windows
 from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
@@ -51,7 +52,7 @@ def _shrink(cfg: FiguresConfig) -> FiguresConfig:
 
 
 class Figures:
-    def __init__(self, stage: Stage, checkpoints: Path, out: Path):
+    def __init__(self, stage: Stage, checkpoints: Path, out: Path, shipped_dir: Path):
         self.stage, self.out = stage, out
         self.cfg: FiguresConfig = _shrink(stage.section) if stage.dry_run else stage.section
         self.dev = stage.device
@@ -67,7 +68,7 @@ class Figures:
         self.extra_deviations: list[str] = []
         self.arith_deviations: list[str] = []  # of the Fig. 7/8 cells only
         self.facts: dict = {"judges": self.cfg.judges}
-        self.judge_seeds = [self.cfg.judge_seed + 1000 * k for k in range(self.cfg.judges)]
+        self.shipped_dir = shipped_dir
 
     # ---------------------------------------------------------------- helpers
     def load(self, name: str, split: str, n: int | None, seed: int = 0) -> ImageSet:
@@ -110,10 +111,23 @@ class Figures:
             if self.train.real:
                 self.extra_deviations.append(f"nearest neighbours searched among {len(self.train)} "
                                              "of the model's training images")
-        self._window_detector()
-        self._attribute_classifier()
+        shipped = self._judges()
+        if shipped is None:
+            self.trained = judges.train(self.cfg, self.load, self.stage.params, self.stage.dry_run, self.dev)
+        self._window_detector(shipped)
+        self._attribute_classifier(shipped)
 
-    def _window_detector(self) -> None:
+    def _judges(self) -> dict | None:
+        """Shipped judges when the section names a folder (not in a dry run: its shrunk judge
+        settings match no shipped folder); None: the stage trains its own."""
+        name = self.cfg.shipped_judges
+        if name is None or self.stage.dry_run:
+            return None
+        shipped = judges.install(self.shipped_dir / name, self.cfg)
+        self.facts["judges_from"] = shipped["note"]
+        return shipped
+
+    def _window_detector(self, shipped: dict | None) -> None:
         cfg, w = self.cfg, self.cfg.windows
         self.boxes_given = None
         if w.annotations is not None and not self.stage.dry_run:
@@ -121,22 +135,15 @@ class Figures:
                                                   dataset_spec(cfg.dataset).image_size)
             self.detector = None  # trained per seed on the annotated samples (see windows_fig)
             return
-        data = self.load(cfg.dataset, cfg.split, w.detector_images + w.detector_test,
-                         seed=1 + self.cfg.judge_seed)
-        if "window" not in data.masks:
-            if not self.stage.dry_run:
-                raise ReproError(f"{cfg.dataset} has no window masks; set figures.windows.annotations "
-                                 "to a box file (python -m repro.figures.annotate)")
-            data.masks["window"] = torch.zeros(data.images.shape[0], 64, 64, dtype=torch.bool)
-            data.masks["window"][:, 8:24, 8:24] = True  # dry run: a fixed box exercises the path
+        self.detector = shipped["window"] if shipped else self.trained["window"]
+        # Measured on held-out real images drawn by the judge seed, so the gate's seed sweep
+        # varies the test draw even when the detector is a fixed, shipped one.
+        test = self.load(cfg.dataset, cfg.heldout_split, w.detector_test, seed=1 + cfg.judge_seed)
+        x, m, stand_in = judges.window_data(test, self.stage.dry_run)
+        if stand_in or (not shipped and self.trained["stand_in_masks"]):
             self.extra_deviations.append("dry run: stand-in window masks")
-        n_fit = w.detector_images
-        x, m = u8_to01(data.images), data.masks["window"][:, None]
-        self.detector = nets.fit_judges(lambda: nets.Segmenter(1), x[:n_fit], m[:n_fit], w.detector_steps,
-                                        32, self.judge_seeds, self.dev, "window detector",
-                                        lr=nets.SEGMENTER_LR, balance=True)
-        truth = m[n_fit:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
-        pred = nets.has_window(nets.predict(self.detector, x[n_fit:], self.dev)[:, 0])
+        truth = m[:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
+        pred = nets.has_window(nets.predict(self.detector, x, self.dev)[:, 0])
         self.detector_acc = (pred == truth).float().mean().item() if len(truth) else float("nan")
         # The realism yardstick of the samples (samples()): how often the same detector finds a
         # window in held-out real images, which the generator never saw.
@@ -146,45 +153,18 @@ class Figures:
             self.extra_deviations.append("the window detector finds no window in any held-out "
                                          "real image: the generators' realism is not measured")
 
-    def _attribute_classifier(self) -> None:
+    def _attribute_classifier(self, shipped: dict | None) -> None:
         a = self.cfg.arithmetic
-        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2 + self.cfg.judge_seed)
+        made = shipped or self.trained
+        self.attr_net, self.attr_source = made["attributes"], made["attribute_source"]
         test_set = self.load(a.dataset, a.test_split, a.max_test, seed=2 + self.cfg.judge_seed)
-        x_fit, y_fit = self._attributes(fit_set, a.split, a.max_images)
-        x_test, y_test = self._attributes(test_set, a.test_split, a.max_test)
-        self.attr_net = nets.fit_judges(lambda: nets.AttributeNet(len(a.attributes)), x_fit, y_fit,
-                                        a.classifier_steps, 64, self.judge_seeds, self.dev,
-                                        "attribute classifier")
-        pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
-        self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
-        self.attr_source = fit_set.source
-
-    def _attributes(self, data: ImageSet, split: str, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-        a = self.cfg.arithmetic
-        if data.masks:
-            y, names = nets.room_attributes(data.masks)
-        elif a.dataset == "celeba" and not self.stage.dry_run:
-            from repro.data.supplied import load_celeba_attributes
-
-            d = self.stage.params.data
-            y, names = load_celeba_attributes(split, root=d.root, search=d.search, max_images=n,
-                                                   seed=2 + self.cfg.judge_seed)
-        elif self.stage.dry_run:  # stand-in images: random labels exercise the code path
-            g = torch.Generator().manual_seed(3 + self.cfg.judge_seed)
-            y, names = torch.randint(0, 2, (len(data), len(a.attributes)), generator=g), list(a.attributes)
-        else:
-            raise ReproError(f"no attribute labels for {a.dataset!r}; use synth_rooms or celeba")
-        missing = [n for n in a.attributes if n not in names]
-        if missing:
-            raise ReproError(f"unknown attribute(s) {missing}; valid names: {', '.join(names)}")
-        y = y[:, [names.index(n) for n in a.attributes]]
-        # The attribute classifier reads 64x64 RGB: a fit that changes the images is a
-        # deviation of the cells it judges (Figs. 7/8).
-        data, devs = fit_to(data, 64, 3, a.fit, key="figures.arithmetic.fit")
-        for d in (f"attribute classifier's images: {d}" for d in devs):
+        x_test, y_test, devs = judges.attribute_data(self.cfg, test_set, a.test_split, a.max_test,
+                                                     self.stage.params, self.stage.dry_run)
+        for d in made["deviations"] + devs:
             if d not in self.arith_deviations:
                 self.arith_deviations.append(d)
-        return u8_to01(data.images), y
+        pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
+        self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
 
     def classify(self, x01: torch.Tensor) -> torch.Tensor:
         return nets.predict(self.attr_net, x01, self.dev)
@@ -301,11 +281,12 @@ def _load(path: Path, variant_name: str, device: torch.device, key: str = "figur
     return variant, G, D, ckpt
 
 
-def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir: Path) -> None:
+def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir: Path,
+        shipped: Path) -> None:
     from repro.figures import editing
 
     stage = Stage.open("figures", FiguresConfig, "figures")
-    F = Figures(stage, checkpoints, figures_dir)
+    F = Figures(stage, checkpoints, figures_dir, shipped)
     cfg = F.cfg
     timings: dict[str, float] = {}
     data_sources = set()
@@ -366,7 +347,7 @@ def run(checkpoints: Path, metrics_path: Path, figures_dir: Path, provenance_dir
 
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
-    stage_main(run, __doc__, ['checkpoints', 'metrics', 'figures', 'provenance'], argv)
+    stage_main(run, __doc__, ['checkpoints', 'metrics', 'figures', 'provenance', 'shipped'], argv)
 
 
 if __name__ == "__main__":

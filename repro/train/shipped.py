@@ -136,6 +136,11 @@ def verify(folder: Path) -> dict[str, Any]:
     return manifest
 
 
+def differing_keys(want: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """The keys on which two settings dicts differ (missing on one side included)."""
+    return sorted(k for k in set(want) | set(got) if k not in want or k not in got or want[k] != got[k])
+
+
 def install(folder: Path, section: Any, out: Path, live_dir: Path | None) -> dict[str, Any]:
     """Verify `folder` against the `train.<name>` section, then copy it into `out`/`live_dir`.
 
@@ -143,10 +148,8 @@ def install(folder: Path, section: Any, out: Path, live_dir: Path | None) -> dic
     manifest = verify(folder)
     want, got = _section_dump(section), manifest["config"]
     if got != want:
-        keys = sorted(k for k in set(want) | set(got)
-                      if k not in want or k not in got or want[k] != got[k])
         raise ReproError(f"{folder} was trained with another train section (differs in: "
-                         f"{', '.join(keys)}); make the section equal the shipped manifest's "
+                         f"{', '.join(differing_keys(want, got))}); make the section equal the shipped manifest's "
                          "config, or drop `shipped` to train it here")
     out.mkdir(parents=True, exist_ok=True)
     for rel in manifest["files"]:
