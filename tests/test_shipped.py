@@ -192,3 +192,28 @@ def test_long_profile_retraces_the_shipped_run(name, tmp_path, monkeypatch):
                 assert a == b, f"log row {row}: {a} != {b} on the platform that trained it"
             else:
                 assert a == pytest.approx(b, rel=0.1), f"log row {row}"
+
+
+def _shipped_judges() -> list[tuple[str, dict]]:
+    """(profile, figures section) for every profile whose figures install shipped judges."""
+    return [(p, fig) for p in available_profiles(ROOT / "experiments")
+            if (fig := _profile(p).get("figures") or {}).get("shipped_judges")]
+
+
+def test_some_profile_installs_shipped_judges():
+    assert _shipped_judges(), "no profile names figures.shipped_judges: drop this test with them"
+
+
+@pytest.mark.parametrize("profile,section", _shipped_judges(), ids=lambda v: v if isinstance(v, str) else "")
+def test_profiles_shipped_judges_verify_and_match_their_settings(profile, section):
+    from repro.figures import judges
+    from repro.figures.config import FiguresConfig
+
+    cfg = FiguresConfig.model_validate(section)
+    installed = judges.install(SHIPPED / section["shipped_judges"], cfg)  # md5s, then settings
+    assert installed["note"].startswith(f"judges from a shipped folder ({section['shipped_judges']})")
+    manifest = verify(SHIPPED / section["shipped_judges"])
+    # The profile that trained them sets the same judges: rerunning it retraces them.
+    trained_by = FiguresConfig.model_validate(_profile(manifest["profile"])["figures"])
+    assert judges.settings(trained_by) == manifest["settings"] == judges.settings(cfg)
+    assert not trained_by.shipped_judges and manifest["seeds"] == judges.seeds(trained_by)
