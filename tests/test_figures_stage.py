@@ -144,7 +144,7 @@ def test_stage_reads_shipped_judges_and_refuses_other_settings_or_edits(checkpoi
     other = {**FIGURES, "shipped_judges": "judges",
              "windows": {**FIGURES["windows"], "detector_steps": 81}}
     _project(tmp_path, other)
-    with pytest.raises(ReproError, match=r"other settings \(differs in: detector_steps\)"):
+    with pytest.raises(ReproError, match=r"other judge settings \(detector_steps: section 81, shipped 80\)"):
         stage.run(checkpoints, tmp_path / "m2.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
     weights = tmp_path / "s" / "judges" / judges.WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-10])
@@ -163,4 +163,6 @@ def test_a_generator_folder_is_not_taken_for_judges(tmp_path):
     folder.mkdir()
     (folder / MANIFEST).write_text(json.dumps({"name": "lsun64", "config": {}, "files": {}}))
     with pytest.raises(ReproError, match="holds no shipped judges"):
-        judges.install(folder, FiguresConfig.model_validate(FIGURES))
+        judges.install(folder, FiguresConfig.model_validate(FIGURES), torch.device("cpu"))
+    with pytest.raises(ReproError, match="no shipped judges in .*judges --name"):
+        judges.install(tmp_path / "typo", FiguresConfig.model_validate(FIGURES), torch.device("cpu"))

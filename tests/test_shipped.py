@@ -210,7 +210,7 @@ def test_profiles_shipped_judges_verify_and_match_their_settings(profile, sectio
     from repro.figures.config import FiguresConfig
 
     cfg = FiguresConfig.model_validate(section)
-    installed = judges.install(SHIPPED / section["shipped_judges"], cfg)  # md5s, then settings
+    installed = judges.install(SHIPPED / section["shipped_judges"], cfg, torch.device("cpu"))
     assert installed["note"].startswith(f"judges from a shipped folder ({section['shipped_judges']})")
     manifest = verify(SHIPPED / section["shipped_judges"])
     # The profile that trained them sets the same judges: rerunning it retraces them.

@@ -41,6 +41,7 @@ from repro.utils.platform import fingerprint
 from repro.utils.provenance import git_revision
 
 WEIGHTS = "judges.pt"
+SHIP_COMMAND = "python -m repro.figures.judges --name <folder> --profile cpu"
 Loader = Callable[[str, str, "int | None", int], ImageSet]  # (dataset, split, max_images, seed)
 
 
@@ -105,13 +106,13 @@ def _classifier(cfg: FiguresConfig) -> Callable[[], nn.Module]:
 def train(cfg: FiguresConfig, load: Loader, params: Any, dry_run: bool,
           device: torch.device) -> dict[str, Any]:
     """Fit both judges under `seeds(cfg)` on the training split: {"window", "attributes"} nets
-    (no window net when Fig. 6 reads hand-drawn boxes), the attribute data's source, its fit
-    deviations, whether window masks were stand-ins."""
+    (no window net when Fig. 6 reads hand-drawn boxes), the attribute data's source and its fit
+    deviations."""
     w, a = cfg.windows, cfg.arithmetic
-    window, stand_in = None, False
+    window = None
     if w.annotations is None or dry_run:  # with boxes, Fig. 6 fits its detector per seed
-        x, m, stand_in = window_data(load(cfg.dataset, cfg.split, w.detector_images,
-                                          1 + cfg.judge_seed), dry_run)
+        x, m, _ = window_data(load(cfg.dataset, cfg.split, w.detector_images, 1 + cfg.judge_seed),
+                              dry_run)
         window = nets.fit_judges(lambda: nets.Segmenter(1), x, m, w.detector_steps, 32, seeds(cfg),
                                  device, "window detector", lr=nets.SEGMENTER_LR, balance=True)
     fit_set = load(a.dataset, a.split, a.max_images, 2 + cfg.judge_seed)
@@ -119,7 +120,7 @@ def train(cfg: FiguresConfig, load: Loader, params: Any, dry_run: bool,
     attributes = nets.fit_judges(_classifier(cfg), x, y, a.classifier_steps, 64, seeds(cfg), device,
                                  "attribute classifier")
     return {"window": window, "attributes": attributes, "attribute_source": fit_set.source,
-            "deviations": devs, "stand_in_masks": stand_in}
+            "deviations": devs}
 
 
 def _ensemble(make: Callable[[], nn.Module], n: int) -> nn.Module:
@@ -127,29 +128,39 @@ def _ensemble(make: Callable[[], nn.Module], n: int) -> nn.Module:
     return make() if n == 1 else nets.MeanLogit([make() for _ in range(n)])
 
 
-def install(folder: Path, cfg: FiguresConfig) -> dict[str, Any]:
-    """The shipped judges of `folder`, after every md5 and every judge setting matched: the
-    same keys as `train` returns, plus `note` (what every cell they judge records)."""
+def install(folder: Path, cfg: FiguresConfig, device: torch.device) -> dict[str, Any]:
+    """The shipped judges of `folder` on `device`, after every md5 and every judge setting
+    matched: the same keys as `train` returns, plus `note` (what every cell they judge records)."""
+    if not (folder / MANIFEST).is_file():
+        raise ReproError(f"no shipped judges in {folder} (no {MANIFEST}); restore the folder from "
+                         f"git, fix figures.shipped_judges, or ship them: {SHIP_COMMAND}")
     manifest = verify(folder)
-    got, want = manifest.get("settings"), settings(cfg)
-    if manifest.get("kind") != "judges" or got is None:
+    if manifest.get("kind") != "judges":
         raise ReproError(f"{folder} holds no shipped judges (its {MANIFEST} has kind "
                          f"{manifest.get('kind')!r}); set figures.shipped_judges to a judges folder")
+    got, want = manifest.get("settings") or {}, settings(cfg)
     if got != want:
-        raise ReproError(f"{folder}'s judges were trained with other settings (differs in: "
-                         f"{', '.join(differing_keys(want, got))}); make the figures section's judge "
-                         "settings equal its manifest's, or drop figures.shipped_judges to train them")
+        diff = "; ".join(f"{k}: section {want.get(k)!r}, shipped {got.get(k)!r}"
+                         for k in differing_keys(want, got))
+        raise ReproError(f"{folder}'s judges were trained with other judge settings ({diff}); "
+                         "make the figures section's settings equal the shipped ones, or drop "
+                         "figures.shipped_judges to train the judges in the run")
     state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
     nets_ = {"window": _ensemble(lambda: nets.Segmenter(1), cfg.judges),
              "attributes": _ensemble(_classifier(cfg), cfg.judges)}
     for key, net in nets_.items():
-        net.load_state_dict(state[key])
-        net.eval()
+        try:
+            net.load_state_dict(state[key])
+        except (KeyError, RuntimeError) as err:
+            raise ReproError(f"{folder / WEIGHTS} does not fit this code's {key} judge (the nets in "
+                             f"repro/figures/nets.py changed since it was shipped: {str(err)[:200]}); "
+                             f"ship them again: {SHIP_COMMAND}") from None
+        net.to(device).eval()
     rev = str(manifest["git"].get("revision", "unknown"))[:10]
     note = (f"judges from a shipped folder ({manifest['name']}): trained by profile "
             f"{manifest['profile']} at git {rev}, seeds {manifest['seeds']}, not in this run")
     return {**nets_, "attribute_source": manifest["attribute_source"],
-            "deviations": manifest["deviations"], "stand_in_masks": False, "note": note}
+            "deviations": manifest["deviations"], "note": note}
 
 
 def ship(name: str, cfg: FiguresConfig, profile: str, load: Loader, params: Any,
@@ -159,6 +170,7 @@ def ship(name: str, cfg: FiguresConfig, profile: str, load: Loader, params: Any,
         raise ReproError("figures.windows.annotations is set: that window detector learns the "
                          "boxes of each run's own samples, so it cannot be shipped")
     t0 = time.perf_counter()
+    # On the CPU: a CPU rerun of the profile that shipped them retraces the same weights.
     judged = train(cfg, load, params, False, torch.device("cpu"))
     tmp, dest = out / f".{name}.shipping", out / name
     shutil.rmtree(tmp, ignore_errors=True)

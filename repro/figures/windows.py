@@ -121,7 +121,7 @@ def window_maps(X: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, seed: int,
     test_images = torch.as_tensor(rng.permutation(images.numpy())[:max(1, int(holdout * len(images)))])
     test = torch.isin(ids, test_images)
     acc = float("nan")
-    if len(images) > 1 and len(torch.unique(y[~test])) == 2:
+    if len(torch.unique(y[~test])) == 2:
         held = LogisticRegression(C=C, max_iter=2000).fit(X[~test].numpy(), y[~test].numpy())
         acc = float(held.score(X[test].numpy(), y[test].numpy()))
     return {"dropped": torch.nonzero(w > 0).flatten().tolist(), "accuracy": acc, "weights": w}

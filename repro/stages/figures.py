@@ -2,8 +2,8 @@
 
 Reads `<checkpoints>/<model>/seed<k>.pt` (every seed) and `epoch1_seed<k>.pt` (first seed,
 Fig. 2), draws every figure for the first seed, measures every number for every seed, and
-reads generated images through two small judges trained on real labelled images (or shipped):
-a window segmenter (Figs. 2, 3, 6) and an attribute classifier (Figs. 7/8). See `repro.figures` for what each number means.
+reads generated images through two small judges trained on real labelled images (or
+shipped): a window segmenter (Figs. 2, 3, 6) and an attribute classifier (Figs. 7/8). See `repro.figures` for what each number means.
 
     python -m repro.stages.figures --checkpoints results/checkpoints \
         --metrics results/metrics/figures.json --figures results/figures \
@@ -123,7 +123,7 @@ class Figures:
         name = self.cfg.shipped_judges
         if name is None or self.stage.dry_run:
             return None
-        shipped = judges.install(self.shipped_dir / name, self.cfg)
+        shipped = judges.install(self.shipped_dir / name, self.cfg, self.dev)
         self.facts["judges_from"] = shipped["note"]
         return shipped
 
@@ -136,11 +136,13 @@ class Figures:
             self.detector = None  # trained per seed on the annotated samples (see windows_fig)
             return
         self.detector = shipped["window"] if shipped else self.trained["window"]
-        # Measured on held-out real images drawn by the judge seed, so the gate's seed sweep
-        # varies the test draw even when the detector is a fixed, shipped one.
-        test = self.load(cfg.dataset, cfg.heldout_split, w.detector_test, seed=1 + cfg.judge_seed)
+        # Measured on held-out real images (prepare() checks they are not the training split)
+        # drawn by the judge seed, so the gate's seed sweep varies the test draw even when the
+        # detector is a fixed, shipped one.
+        test = self.load(cfg.heldout_dataset or cfg.dataset, cfg.heldout_split, w.detector_test,
+                         seed=1 + cfg.judge_seed)
         x, m, stand_in = judges.window_data(test, self.stage.dry_run)
-        if stand_in or (not shipped and self.trained["stand_in_masks"]):
+        if stand_in:
             self.extra_deviations.append("dry run: stand-in window masks")
         truth = m[:, 0].flatten(1).sum(1) >= nets.MIN_WINDOW_PIXELS
         pred = nets.has_window(nets.predict(self.detector, x, self.dev)[:, 0])
