@@ -99,6 +99,10 @@ def attribute_data(cfg: FiguresConfig, data: ImageSet, split: str, n: int | None
     return u8_to01(data.images), y, [f"attribute classifier's images: {d}" for d in devs]
 
 
+def _detector() -> nn.Module:
+    return nets.Segmenter(1)
+
+
 def _classifier(cfg: FiguresConfig) -> Callable[[], nn.Module]:
     return lambda: nets.AttributeNet(len(cfg.arithmetic.attributes))
 
@@ -113,7 +117,7 @@ def train(cfg: FiguresConfig, load: Loader, params: Any, dry_run: bool,
     if w.annotations is None or dry_run:  # with boxes, Fig. 6 fits its detector per seed
         x, m, _ = window_data(load(cfg.dataset, cfg.split, w.detector_images, 1 + cfg.judge_seed),
                               dry_run)
-        window = nets.fit_judges(lambda: nets.Segmenter(1), x, m, w.detector_steps, 32, seeds(cfg),
+        window = nets.fit_judges(_detector, x, m, w.detector_steps, 32, seeds(cfg),
                                  device, "window detector", lr=nets.SEGMENTER_LR, balance=True)
     fit_set = load(a.dataset, a.split, a.max_images, 2 + cfg.judge_seed)
     x, y, devs = attribute_data(cfg, fit_set, a.split, a.max_images, params, dry_run)
@@ -146,7 +150,7 @@ def install(folder: Path, cfg: FiguresConfig, device: torch.device) -> dict[str,
                          "make the figures section's settings equal the shipped ones, or drop "
                          "figures.shipped_judges to train the judges in the run")
     state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
-    nets_ = {"window": _ensemble(lambda: nets.Segmenter(1), cfg.judges),
+    nets_ = {"window": _ensemble(_detector, cfg.judges),
              "attributes": _ensemble(_classifier(cfg), cfg.judges)}
     for key, net in nets_.items():
         try:
