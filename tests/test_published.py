@@ -123,7 +123,7 @@ def test_figures_registry():
     figures = load_figures()
     assert [f.number for f in figures] == list(range(1, len(figures) + 1))
     fig4 = figures[3]
-    assert "fig4/latent_walk/max_step_ratio_pixel" in fig4.cells
+    assert "fig4/latent_walk/n_jumps" in fig4.cells
     assert fig4.matches("fig4_latent_walk.png") and not figures[0].matches("fig10_albums.png")
     assert figures[8].matches("fig9_mnist_cond.png")
     assert figures[5].facts["dropped_maps"] == "~200"

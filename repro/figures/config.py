@@ -25,6 +25,7 @@ class WalkConfig(_Part):
     anchors: int = Field(9, ge=2)
     steps: PositiveInt = 4  # frames per segment between anchors
     jump_ratio: PositiveFloat = 4.0  # a step > jump_ratio x the row's median step is a jump
+    show: PositiveInt = 10  # walks drawn (all `rows` are measured)
 
 
 class GuidedConfig(_Part):

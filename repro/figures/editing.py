@@ -119,7 +119,8 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     turned = arith.has(F.classify(grid[:, -1]), names, a.turn_to)
     turned_rate = turned.float().mean().item()
     tfacts = dict(turn_from=a.turn_from, turn_to=a.turn_to, rows=R, frames=T, exemplars=a.turn_rows)
-    F.record("fig8/turn_vector/max_step_ratio_pixel", sm["max_ratio"], seed, "ratio", **tfacts)
+    F.record("fig8/turn_vector/mean_walk_max_step_ratio_pixel", sm["mean_row_ratio"], seed, "ratio",
+             **tfacts)
     F.record("fig8/turn_vector/turned_rate", turned_rate, seed, "share", **tfacts)
     if draw:
         shown = grid[:a.show].flatten(0, 1)

@@ -16,8 +16,9 @@ The thresholds are the harness's decision rules, written here once, not measured
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
+from repro.published import load_figures
 from repro.report.build import FigureEntry, Measured
 
 SUPPORTS = "supports"
@@ -89,10 +90,10 @@ def _memorisation(suffix: str) -> Callable[[dict[str, float]], ClaimCheck | None
 
 
 def _walk(v: dict[str, float]) -> ClaimCheck | None:
-    jumps, ratio = _v(v, "latent_walk/n_jumps"), _v(v, "latent_walk/max_step_ratio_pixel")
+    jumps, ratio = _v(v, "latent_walk/n_jumps"), _v(v, "latent_walk/mean_walk_max_step_ratio_pixel")
     if jumps is None:
         return None
-    extra = f"; largest / median step {_f(ratio)}" if ratio is not None else ""
+    extra = f"; largest / median step per walk, mean {_f(ratio)}" if ratio is not None else ""
     return ClaimCheck(f"{int(jumps)} sharp jumps{extra}",
                       "no jump (a step above figures.walk.jump_ratio x the row's median)",
                       SUPPORTS if jumps == 0 else CONTRADICTS)
@@ -170,28 +171,45 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 }
 
 
-def _values(entry: FigureEntry, judges: dict[str, float]) -> dict[str, float]:
-    out = dict(judges)
-    for cell_id, m in entry.numbers:
-        if m is not None and m.cell.value is not None:
-            out[cell_id.split("/", 1)[1]] = m.cell.value
-    return out
+# Cells read by other figures' checks too: the judges' accuracies, the generators' realism and
+# Table 3's digits (Fig. 8's turn is judged by the attribute classifier Fig. 7's cells describe).
+SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
+                   "/window_rate_vs_real", "table3/dcgan/err@50k", "table3/real/err@50k")
+
+
+def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float | None]) -> ClaimCheck:
+    """The claim check of figure `fig` from its own cells' values and every measured cell's
+    (both keyed by cell id, e.g. 'fig4/latent_walk/n_jumps'; see the module docstring)."""
+    rule = CHECKS.get(fig)
+    if rule is None:
+        return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
+    judges = {cid.split("/", 1)[1]: v for cid, v in every.items()
+              if cid.endswith(SHARED_SUFFIXES) and v is not None}
+    values = {**judges, **{cid.split("/", 1)[1]: v for cid, v in own.items() if v is not None}}
+    found = rule(values)
+    if found is None:
+        return ClaimCheck("not measured", "-", NOT_RUN)
+    return _gate(fig, found, judges)
 
 
 def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimCheck:
-    """The claim check of one figure (see the module docstring)."""
-    rule = CHECKS.get(entry.spec.id)
-    if rule is None:
-        return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
-    # Fig. 8's turn is judged by the attribute classifier that Fig. 7's cells describe
-    judges = {m.id.split("/", 1)[1]: m.cell.value for m in measured.values()
-              if m.id.endswith(("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                                "/window_rate_vs_real", "table3/dcgan/err@50k",
-                                "table3/real/err@50k")) and m.cell.value is not None}
-    found = rule(_values(entry, judges))
-    if found is None:
-        return ClaimCheck("not measured", "-", NOT_RUN)
-    return _gate(entry.spec.id, found, judges)
+    """The claim check of one report entry."""
+    own = {cid: m.cell.value for cid, m in entry.numbers if m is not None}
+    return claim_check(entry.spec.id, own, {m.id: m.cell.value for m in measured.values()})
+
+
+def figure_verdicts(values: dict[str, Any]) -> dict[str, str]:
+    """Flat metrics values ('<metrics file stem>/<cell id>' -> value, as the drift gate reads
+    them) -> each figure's verdict, its cells chosen as the report chooses them."""
+    by_id: dict[str, Any] = {}
+    for key in sorted(values):
+        by_id.setdefault(key.split("/", 1)[1], values[key])
+    out = {}
+    for spec in load_figures():
+        own = {cid: by_id.get(cid) for cid in spec.cells}
+        own.update({cid: v for cid, v in by_id.items() if cid.split("/", 1)[0] == spec.id})
+        out[spec.id] = claim_check(spec.id, own, by_id).verdict
+    return out
 
 
 def _gate(fig: str, found: ClaimCheck, judges: dict[str, float]) -> ClaimCheck:

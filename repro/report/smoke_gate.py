@@ -13,12 +13,16 @@ cell, the reference seed's value, the values of all seeds, their spread and a to
 
     tol = K x s   (K = 4; s = sample standard deviation over the seeds), at least
     - one count for whole-count cells (COUNT_UNITS: feature widths, jumps, dropped maps): a
-      count moves in whole steps, and six seeds alike bound nothing below one step. The
-      continuous statistic a count thresholds (Fig. 4's step ratios behind its jumps) is a
-      cell of its own, gated by its own spread;
+      count moves in whole steps, and six seeds alike bound nothing below one step. What
+      keeps a count at zero sharp (Fig. 4's jumps) is the figure's verdict, below;
     - 1e-6 x max(1, |value|) for the others, so that cells every seed gives alike absorb
       only last-bit float noise (`sharpness_problems` refuses such a cell unless a count).
     A cell null in every seed is a row the profile does not run: it must stay null.
+
+Each figure's verdict (`repro.report.claims`, derived from the cells as the report derives it)
+is stored too, where every seed gives the same one, and must stay that verdict on every
+platform: a verdict is the qualitative result itself, so one new jump in Fig. 4's walks, which
+its count's one-count floor lets through, still fails the gate.
 
 Float kernels differ in their last bits between kinds of CPU (instruction set, BLAS, thread
 count), and that difference grows through training like a change of seed, at most. So:
@@ -43,6 +47,7 @@ import torch
 from repro.config import load_params
 from repro.errors import ReproError, cli_errors
 from repro.report import drift
+from repro.report.claims import figure_verdicts
 from repro.scratch import run_pipeline
 from repro.train.config import TrainConfig
 from repro.utils.io import write_json
@@ -204,8 +209,9 @@ def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed:
     counts = frozenset(k for k, unit in units.items() if unit in COUNT_UNITS)
     baseline = drift.seeded_baseline(runs, reference_seed, K, REL_FLOOR, RULE, fp, fp_id,
                                      REGENERATE, count_cells=counts, count_floor=COUNT_FLOOR)
-    baseline.update(units=units, **extra)
-    problems = sharpness_problems(baseline, units)
+    verdicts, unstable = seed_verdicts(runs)
+    baseline.update(units=units, verdicts=verdicts, **extra)
+    problems = {**sharpness_problems(baseline, units), **unstable}
     if problems and not force:
         raise ReproError("these cells vary too much between seeds to gate anything; make the "
                          "smoke run steadier (larger samples, a better-trained model) or pass "
@@ -219,6 +225,27 @@ def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed:
           f"{fp['cpu_model']} ({fp_id})"
           + (f"; {len(problems)} cells above their sharpness cap" if problems else ""))
     return 0
+
+
+def seed_verdicts(runs: dict[int, dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Seed runs -> (each figure's verdict where every seed gives the same, {'verdict/<fig>':
+    why} where seeds disagree: such a verdict sits on its threshold and cannot be gated)."""
+    per_seed = {seed: figure_verdicts(values) for seed, values in runs.items()}
+    verdicts, unstable = {}, {}
+    for fig in next(iter(per_seed.values()), {}):
+        seen = [per_seed[seed][fig] for seed in sorted(per_seed)]
+        if len(set(seen)) == 1:
+            verdicts[fig] = seen[0]
+        else:
+            unstable[f"verdict/{fig}"] = f"the seeds' verdicts differ ({seen}): it is not gated"
+    return verdicts, unstable
+
+
+def verdict_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """One line per figure whose verdict differs from the baseline's."""
+    now = figure_verdicts(current)
+    return [f"VERDICT {fig}: {was} in the baseline, {now.get(fig, 'absent')} now"
+            for fig, was in sorted(baseline.get("verdicts", {}).items()) if now.get(fig) != was]
 
 
 def baseline_path(repo: Path) -> Path:
@@ -250,8 +277,14 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], foreign: bool = F
     if unsharp and not same:
         print(f"{len(unsharp)} cell(s) vary so much between seeds that their tolerance exceeds "
               f"its cap; they catch only large changes here: {', '.join(sorted(unsharp))}")
-    return drift.report(drift.check(baseline, current, exact=same), baseline, len(current),
+    code = drift.report(drift.check(baseline, current, exact=same), baseline, len(current),
                         strict=False)
+    changed = verdict_changes(baseline, current)
+    for line in changed:
+        print(line)
+    if "verdicts" not in baseline:
+        print(f"the baseline stores no figure verdicts (an older baseline); regenerate it: {REGENERATE}")
+    return 1 if changed else code
 
 
 def check(repo: Path, workdir: Path | None, foreign: bool = False, edit: Edit | None = None,
