@@ -57,12 +57,8 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     else:  # relative search folders are relative to the original repository
         params["data"]["search"] = [str((repo / p).resolve()) for p in params["data"].get("search", [])]
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    if edit_profile is not None:
-        path = dest / "experiments" / f"{profile}.yaml"
-        path.write_text(yaml.safe_dump(edit_profile(yaml.safe_load(path.read_text())),
-                                       sort_keys=False))
-    env = {**os.environ, "REPRO_PROGRESS": "0", "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    _edit(dest, profile, edit_profile)
+    env = _env()
     git = ["git", "-c", "user.name=repro", "-c", "user.email=repro@localhost"]
     _run(["git", "init", "-q"], dest, env)
     _run([sys.executable, "-m", "dvc", "init", "-q"], dest, env)
@@ -70,3 +66,32 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     _run([*git, "commit", "-qm", "scratch pipeline"], dest, env)
     _run([sys.executable, "-m", "dvc", "repro", "-q"], dest, env)
     return dest
+
+
+def rerun_pipeline(run: Path, dest: Path, profile: str,
+                   edit_profile: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
+    """Copy a finished `run_pipeline` folder (its DVC cache and lock with it) into `dest`,
+    apply `edit_profile` to its profile and `dvc repro` it: only the stages whose parameters
+    the edit changes run again (the drift gate's planted change reuses CI's smoke run so)."""
+    run, dest = Path(run), Path(dest)
+    if not (run / "dvc.lock").is_file():
+        raise ReproError(f"{run} holds no finished pipeline run (no dvc.lock); run it first")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(run, dest, symlinks=True)
+    _edit(dest, profile, edit_profile)
+    _run([sys.executable, "-m", "dvc", "repro", "-q"], dest, _env())
+    return dest
+
+
+def _edit(dest: Path, profile: str,
+          edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
+    if edit_profile is not None:
+        path = dest / "experiments" / f"{profile}.yaml"
+        path.write_text(yaml.safe_dump(edit_profile(yaml.safe_load(path.read_text())),
+                                       sort_keys=False))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "REPRO_PROGRESS": "0", "DVC_NO_ANALYTICS": "1",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from repro.errors import ReproError
 from repro.report import drift, smoke_gate
@@ -26,6 +27,10 @@ def test_profile_edits():
     scaled = with_lr_scale(2.5)(PROFILE)["train"]
     assert scaled["a"]["lr"] == pytest.approx(0.0005)  # the trainer's default 2e-4, x 2.5
     assert scaled["b"]["lr"] == pytest.approx(0.0025)
+    only_b = with_lr_scale(2.5, ("b",))(PROFILE)["train"]
+    assert "lr" not in only_b["a"] and only_b["b"]["lr"] == pytest.approx(0.0025)
+    with pytest.raises(ReproError, match=r"no train section \['c'\].*\['a', 'b'\]"):
+        with_lr_scale(2.5, ("c",))(PROFILE)
     assert PROFILE["train"]["b"]["lr"] == 0.001  # the input is not modified
 
 
@@ -172,10 +177,19 @@ def test_unchanged_tree_passes_under_a_foreign_fingerprint(smoke_run, capsys):
     assert compare(load_baseline(REPO), current, foreign=True) == 0
 
 
+# Every trained smoke section but gan_mlp, whose 2,048 steps are most of a smoke run's time:
+# the planted run reuses the session's smoke run and retrains only these.
+PLANTED = ("mnist_cond", "svhn32", "imagenet32", "faces64")
+
+
 @pytest.mark.slow
-def test_planted_change_fails_under_a_foreign_fingerprint(tmp_path, capsys):
+def test_planted_change_fails_under_a_foreign_fingerprint(smoke_run, tmp_path, capsys):
     """A smoke learning rate 2.5x higher must be caught even with the wide tolerances."""
-    code = smoke_gate.check(REPO, tmp_path, foreign=True, edit=with_lr_scale(2.5))
+    profile = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
+    trained = {n for n, sec in profile["train"].items() if not sec.get("shipped")}
+    assert set(PLANTED) == trained - {"gan_mlp"}  # a new trained section joins the plant
+    code = smoke_gate.check(REPO, tmp_path, foreign=True, edit=with_lr_scale(2.5, PLANTED),
+                            reuse=smoke_run)
     out = capsys.readouterr().out
     assert code == 1, out
     assert "treated as another platform" in out
@@ -205,3 +219,11 @@ def test_verdicts_the_seeds_disagree_on_are_named_and_not_gated():
     steady, none = smoke_gate.seed_verdicts({s: {"figures/fig4/latent_walk/n_jumps": 0.0}
                                              for s in range(3)})
     assert steady["fig4"] == "supports" and none == {}
+
+
+def test_a_rerun_needs_a_finished_run(tmp_path):
+    from repro.scratch import rerun_pipeline
+
+    with pytest.raises(ReproError, match="no finished pipeline run"):
+        rerun_pipeline(tmp_path, tmp_path / "copy", "smoke", lambda p: p)
+    assert not (tmp_path / "copy").exists()

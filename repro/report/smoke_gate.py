@@ -48,7 +48,7 @@ from repro.config import load_params
 from repro.errors import ReproError, cli_errors
 from repro.report import drift
 from repro.report.claims import figure_verdicts
-from repro.scratch import run_pipeline
+from repro.scratch import rerun_pipeline, run_pipeline
 from repro.train.config import TrainConfig
 from repro.utils.io import write_json
 from repro.utils.platform import fingerprint, fingerprint_id
@@ -105,13 +105,17 @@ def with_seed(seed: int) -> Edit:
     return apply
 
 
-def with_lr_scale(factor: float) -> Edit:
-    """A profile edit that multiplies the learning rate of every section trained in the run
-    (shipped ones are fixed weights, not trained)."""
+def with_lr_scale(factor: float, sections: tuple[str, ...] | None = None) -> Edit:
+    """A profile edit that multiplies the learning rate of every section trained in the run,
+    or of `sections` only (shipped ones are fixed weights, not trained)."""
     default = TrainConfig.model_fields["lr"].default
 
     def edit(profile: dict[str, Any]) -> dict[str, Any]:
-        train = {name: sec if sec.get("shipped") else
+        unknown = set(sections or ()) - set(profile.get("train", {}))
+        if unknown:
+            raise ReproError(f"no train section {sorted(unknown)} in the profile; it has "
+                             f"{sorted(profile.get('train', {}))}")
+        train = {name: sec if sec.get("shipped") or (sections and name not in sections) else
                  {**sec, "lr": float(sec.get("lr", default)) * factor}
                  for name, sec in profile.get("train", {}).items()}
         return {**profile, "train": train}
@@ -288,11 +292,17 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], foreign: bool = F
 
 
 def check(repo: Path, workdir: Path | None, foreign: bool = False, edit: Edit | None = None,
-          keep: Path | None = None) -> int:
+          keep: Path | None = None, reuse: Path | None = None) -> int:
     """Run the smoke pipeline (in `keep`, left there for reuse, else a temporary folder) and
-    compare it with the baseline."""
+    compare it with the baseline. `reuse`: an unedited smoke run of this tree, copied and
+    rerun with `edit` applied, so only the stages the edit reaches run again."""
     baseline = load_baseline(repo)
-    if keep is not None:
+    if reuse is not None:
+        _pin_threads()
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            out = rerun_pipeline(reuse, Path(tmp) / "smoke", PROFILE, edit or (lambda p: p))
+            current, _ = metrics_values(out / load_params(repo / "params.yaml").paths["metrics"])
+    elif keep is not None:
         current, _ = metrics_values(run_smoke(repo, keep, edit))
     else:
         current, _ = smoke_values(repo, workdir, edit)
