@@ -45,10 +45,16 @@ SHIP_COMMAND = "python -m repro.figures.judges --name <folder> --profile cpu"
 Loader = Callable[[str, str, "int | None", int], ImageSet]  # (dataset, split, max_images, seed)
 
 
+# How each judge is trained (nets.fit's arguments), pinned in the manifest beside its data: a
+# shipped folder trained with another recipe is refused like one trained on other data.
+RECIPE = {"detector": {"width": 32, "batch_size": 32, "lr": nets.SEGMENTER_LR, "balance": True},
+          "classifier": {"width": 16, "batch_size": 64, "lr": 2e-3, "balance": False}}
+
+
 def settings(cfg: FiguresConfig) -> dict[str, Any]:
     """What the judges are made from; a shipped folder must have been trained with these."""
     w, a = cfg.windows, cfg.arithmetic
-    return {"dataset": cfg.dataset, "split": cfg.split, "judges": cfg.judges,
+    return {"recipe": RECIPE, "dataset": cfg.dataset, "split": cfg.split, "judges": cfg.judges,
             "detector_images": w.detector_images, "detector_steps": w.detector_steps,
             "attribute_dataset": a.dataset, "attribute_split": a.split,
             "attribute_images": a.max_images, "classifier_steps": a.classifier_steps,
@@ -100,11 +106,18 @@ def attribute_data(cfg: FiguresConfig, data: ImageSet, split: str, n: int | None
 
 
 def _detector() -> nn.Module:
-    return nets.Segmenter(1)
+    return nets.Segmenter(1, width=RECIPE["detector"]["width"])
 
 
 def _classifier(cfg: FiguresConfig) -> Callable[[], nn.Module]:
-    return lambda: nets.AttributeNet(len(cfg.arithmetic.attributes))
+    return lambda: nets.AttributeNet(len(cfg.arithmetic.attributes), width=RECIPE["classifier"]["width"])
+
+
+def _fit(make: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, steps: int,
+         cfg: FiguresConfig, device: torch.device, judge: str, desc: str) -> nn.Module:
+    r = RECIPE[judge]
+    return nets.fit_judges(make, x, y, steps, r["batch_size"], seeds(cfg), device, desc,
+                           lr=r["lr"], balance=r["balance"])
 
 
 def train(cfg: FiguresConfig, load: Loader, params: Any, dry_run: bool,
@@ -117,12 +130,11 @@ def train(cfg: FiguresConfig, load: Loader, params: Any, dry_run: bool,
     if w.annotations is None or dry_run:  # with boxes, Fig. 6 fits its detector per seed
         x, m, _ = window_data(load(cfg.dataset, cfg.split, w.detector_images, 1 + cfg.judge_seed),
                               dry_run)
-        window = nets.fit_judges(_detector, x, m, w.detector_steps, 32, seeds(cfg),
-                                 device, "window detector", lr=nets.SEGMENTER_LR, balance=True)
+        window = _fit(_detector, x, m, w.detector_steps, cfg, device, "detector", "window detector")
     fit_set = load(a.dataset, a.split, a.max_images, 2 + cfg.judge_seed)
     x, y, devs = attribute_data(cfg, fit_set, a.split, a.max_images, params, dry_run)
-    attributes = nets.fit_judges(_classifier(cfg), x, y, a.classifier_steps, 64, seeds(cfg), device,
-                                 "attribute classifier")
+    attributes = _fit(_classifier(cfg), x, y, a.classifier_steps, cfg, device, "classifier",
+                      "attribute classifier")
     return {"window": window, "attributes": attributes, "attribute_source": fit_set.source,
             "deviations": devs}
 
