@@ -146,6 +146,14 @@ def test_stage_reads_shipped_judges_and_refuses_other_settings_or_edits(checkpoi
     _project(tmp_path, other)
     with pytest.raises(ReproError, match=r"other judge settings \(detector_steps: section 81, shipped 80\)"):
         stage.run(checkpoints, tmp_path / "m2.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
+    # another training recipe (here the detector's learning rate) is refused like other data
+    shipped_recipe = judges.RECIPE
+    recipe = {**shipped_recipe, "detector": {**shipped_recipe["detector"], "lr": 1e-3}}
+    monkeypatch.setattr(judges, "RECIPE", recipe)
+    _project(tmp_path, {**FIGURES, "shipped_judges": "judges"})
+    with pytest.raises(ReproError, match=r"other judge settings \(recipe: section .*'lr': 0\.001"):
+        stage.run(checkpoints, tmp_path / "m2.json", tmp_path / "f", tmp_path / "p", tmp_path / "s")
+    monkeypatch.setattr(judges, "RECIPE", shipped_recipe)
     weights = tmp_path / "s" / "judges" / judges.WEIGHTS
     weights.write_bytes(weights.read_bytes()[:-10])
     _project(tmp_path, {**FIGURES, "shipped_judges": "judges"})
