@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from repro.errors import ReproError
 from repro.report import drift, smoke_gate
@@ -177,17 +176,16 @@ def test_unchanged_tree_passes_under_a_foreign_fingerprint(smoke_run, capsys):
     assert compare(load_baseline(REPO), current, foreign=True) == 0
 
 
-# Every trained smoke section but gan_mlp, whose 2,048 steps are most of a smoke run's time:
-# the planted run reuses the session's smoke run and retrains only these.
-PLANTED = ("mnist_cond", "svhn32", "imagenet32", "faces64")
+# The planted run reuses the session's smoke run (CI's gate run) and retrains only this
+# section and what reads it (Table 3), about 2.5 minutes where a whole smoke run is 8.
+# Measured: the same change in svhn32 and imagenet32 together (32 and 4 smoke steps) moves no
+# Table 1 / 2 cell past its tolerance: those barely trained smoke nets gate the protocol only.
+PLANTED = ("mnist_cond",)
 
 
 @pytest.mark.slow
 def test_planted_change_fails_under_a_foreign_fingerprint(smoke_run, tmp_path, capsys):
     """A smoke learning rate 2.5x higher must be caught even with the wide tolerances."""
-    profile = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
-    trained = {n for n, sec in profile["train"].items() if not sec.get("shipped")}
-    assert set(PLANTED) == trained - {"gan_mlp"}  # a new trained section joins the plant
     code = smoke_gate.check(REPO, tmp_path, foreign=True, edit=with_lr_scale(2.5, PLANTED),
                             reuse=smoke_run)
     out = capsys.readouterr().out
