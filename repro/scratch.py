@@ -69,7 +69,7 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
 
 
 def rerun_pipeline(run: Path, dest: Path, profile: str,
-                   edit_profile: Callable[[dict[str, Any]], dict[str, Any]]) -> Path:
+                   edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
     """Copy a finished `run_pipeline` folder (its DVC cache and lock with it) into `dest`,
     apply `edit_profile` to its profile and `dvc repro` it: only the stages whose parameters
     the edit changes run again (the drift gate's planted change reuses CI's smoke run so)."""

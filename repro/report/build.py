@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from repro.errors import ReproError
 from repro.published import (
@@ -240,12 +241,16 @@ def _figures(figures_dir: Path, measured: dict[str, Measured]
     by_id: dict[str, Measured] = {}
     for m in measured.values():
         by_id.setdefault(m.id, m)
-    entries = []
-    for spec in specs:
-        ids = list(spec.cells) + sorted(
-            {m.id for m in measured.values() if _table_of(m.id) == spec.id} - set(spec.cells))
-        entries.append(FigureEntry(spec, assigned[spec.id], [(i, by_id.get(i)) for i in ids]))
+    entries = [FigureEntry(spec, assigned[spec.id],
+                           [(i, by_id.get(i)) for i in figure_cell_ids(spec, by_id)])
+               for spec in specs]
     return entries, other
+
+
+def figure_cell_ids(spec: FigureSpec, measured_ids: Iterable[str]) -> list[str]:
+    """A figure's cells: the ones its spec names, then any other measured cell of that figure."""
+    return list(spec.cells) + sorted({i for i in measured_ids if _table_of(i) == spec.id}
+                                     - set(spec.cells))
 
 
 def _deviations(measured: dict[str, Measured], tables: dict[str, TableSpec]

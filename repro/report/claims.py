@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from repro.published import load_figures
-from repro.report.build import FigureEntry, Measured
+from repro.report.build import FigureEntry, Measured, figure_cell_ids
 
 SUPPORTS = "supports"
 CONTRADICTS = "contradicts"
@@ -206,8 +206,7 @@ def figure_verdicts(values: dict[str, Any]) -> dict[str, str]:
         by_id.setdefault(key.split("/", 1)[1], values[key])
     out = {}
     for spec in load_figures():
-        own = {cid: by_id.get(cid) for cid in spec.cells}
-        own.update({cid: v for cid, v in by_id.items() if cid.split("/", 1)[0] == spec.id})
+        own = {cid: by_id.get(cid) for cid in figure_cell_ids(spec, by_id)}
         out[spec.id] = claim_check(spec.id, own, by_id).verdict
     return out
 

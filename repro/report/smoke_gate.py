@@ -139,10 +139,12 @@ def metrics_values(metrics: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 def run_smoke(repo: Path, dest: Path, edit: Edit | None = None) -> Path:
     """The smoke pipeline in `dest` (a scratch copy), threads pinned -> its metrics folder."""
-    params = load_params(repo / "params.yaml")
     _pin_threads()
-    out = run_pipeline(repo, dest, PROFILE, edit_profile=edit)
-    return out / params.paths["metrics"]
+    return _metrics_dir(repo, run_pipeline(repo, dest, PROFILE, edit_profile=edit))
+
+
+def _metrics_dir(repo: Path, run: Path) -> Path:
+    return run / load_params(repo / "params.yaml").paths["metrics"]
 
 
 def smoke_values(repo: Path, workdir: Path | None, edit: Edit | None = None
@@ -300,8 +302,8 @@ def check(repo: Path, workdir: Path | None, foreign: bool = False, edit: Edit | 
     if reuse is not None:
         _pin_threads()
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-            out = rerun_pipeline(reuse, Path(tmp) / "smoke", PROFILE, edit or (lambda p: p))
-            current, _ = metrics_values(out / load_params(repo / "params.yaml").paths["metrics"])
+            out = rerun_pipeline(reuse, Path(tmp) / "smoke", PROFILE, edit)
+            current, _ = metrics_values(_metrics_dir(repo, out))
     elif keep is not None:
         current, _ = metrics_values(run_smoke(repo, keep, edit))
     else:
