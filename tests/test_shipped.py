@@ -5,14 +5,11 @@ shipped run."""
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from repro.config import available_profiles
 from repro.data.idx import MissingData
@@ -23,15 +20,11 @@ from repro.train.shipped import install, ship, verify
 from repro.train.trainer import GANTrainer
 from repro.utils.platform import fingerprint, fingerprint_id
 
+import shipped_retrace
 from conftest import tiny_images
 
-ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ROOT / yaml.safe_load((ROOT / "params.yaml").read_text())["paths"]["shipped"]
-LONG_PROFILE = "cpu"
-
-
-def _profile(name: str) -> dict:
-    return yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+ROOT, SHIPPED, LONG_PROFILE = shipped_retrace.ROOT, shipped_retrace.SHIPPED, shipped_retrace.LONG_PROFILE
+_profile = shipped_retrace.profile
 
 
 def _shipped_sections() -> list[tuple[str, str, dict]]:
@@ -142,56 +135,34 @@ def test_profiles_state_how_their_shipped_weights_were_made(profile, name, secti
     assert {k: manifest["config"][k] for k in want} == want
 
 
-def _losses(live: Path) -> list[tuple[float, float]]:
-    """The logged (loss_d, loss_g) rows in order. By row, not by step label: runs made before
-    the train stage set DVCLive's step ahead of logging label each row one log early."""
-    def read(key):
-        with open(live / "plots" / "metrics" / "train" / f"{key}.tsv") as f:
-            return [float(r[key]) for r in csv.DictReader(f, delimiter="\t")]
-    return list(zip(read("loss_d"), read("loss_g")))
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted({n for _, n, _ in _shipped_sections()}))
-def test_long_profile_retraces_the_shipped_run(name, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name", shipped_retrace.shipped_names())
+def test_long_profile_retraces_the_shipped_run(name, tmp_path):
     """The longer profile's first two logged loss windows equal the shipped run's DVCLive log:
-    exactly on the platform that trained it, within 10% elsewhere (GAN losses drift apart
-    in the last bits after a few steps on another CPU's float kernels)."""
-    from repro.stages.train import run as train_run
-
+    exactly on the platform that trained it; elsewhere within 4 x the seed spread of each
+    window (tests/golden/shipped_loss_spread.json, see tests/shipped_retrace.py): on another
+    CPU's float kernels the run drifts as far from the shipped one as another seed."""
     manifest = verify(SHIPPED / name)
-    for item in ("params.yaml", "experiments"):
-        (shutil.copytree if (ROOT / item).is_dir() else shutil.copy)(ROOT / item, tmp_path / item)
-    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
-    params["profile"] = LONG_PROFILE
-    params["data"]["search"] = [str((ROOT / p).resolve()) for p in params["data"]["search"]]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    prof = tmp_path / "experiments" / f"{LONG_PROFILE}.yaml"
-    data = yaml.safe_load(prof.read_text())
-    sec = data["train"][name]
-    sec["max_steps"] = 2 * sec.get("log_every", 50)  # two full logging windows
-    sec["seeds"] = sec["seeds"][:1]
-    prof.write_text(yaml.safe_dump(data))
-    monkeypatch.chdir(tmp_path)
     try:
-        train_run(name, tmp_path / "ckpt", tmp_path / "live", tmp_path / "prov", resume=False)
+        ours, here = shipped_retrace.retrace(name, manifest["seeds"][0], tmp_path)
     except (MissingData, ReproError) as err:
         if "not found" in str(err) or "missing" in str(err).lower():
             pytest.skip(f"training data of {name} not on this machine: {err}")
         raise
-    here = json.loads((tmp_path / "prov" / f"train_{name}.json").read_text())["runs"][0]["data_source"]
     if here != manifest["runs"][0]["data_source"]:
         # e.g. mnist_5k without the official test split holds out 1,000 of its 5,000 digits
         pytest.skip(f"training data here differs from the shipped run's: {here!r}")
-    ours, shipped = _losses(tmp_path / "live"), _losses(SHIPPED / name / "live")
-    assert len(ours) == 2 and len(shipped) >= 2
+    shipped = shipped_retrace.losses(SHIPPED / name / "live")
+    assert len(ours) == shipped_retrace.WINDOWS and len(shipped) >= shipped_retrace.WINDOWS
     same_platform = fingerprint_id(manifest["platform"]) == fingerprint_id(fingerprint())
+    std = json.loads(shipped_retrace.GOLDEN.read_text())["sections"][name]["std"]
     for row, (mine, theirs) in enumerate(zip(ours, shipped)):
-        for a, b in zip(mine, theirs):
+        for key, a, b, s in zip(("loss_d", "loss_g"), mine, theirs, std[row]):
             if same_platform:
-                assert a == b, f"log row {row}: {a} != {b} on the platform that trained it"
+                assert a == b, f"log row {row} {key}: {a} != {b} on the platform that trained it"
             else:
-                assert a == pytest.approx(b, rel=0.1), f"log row {row}"
+                assert abs(a - b) <= 4 * s, (f"log row {row} {key}: {a} vs the shipped {b}, "
+                                             f"more than 4 x its seed spread {s:.4g}")
 
 
 def _shipped_judges() -> list[tuple[str, dict]]:
