@@ -127,6 +127,7 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     lim = t["limit"]
     assert 0 < lim["conv_share_of_step"] <= 1 and lim["conv_gflop_per_step"] > 0
     assert lim["ratio_ceiling"] > 0 and lim["conv_kernels_fraction_of_peak"] > 0
+    assert lim["profiled_repeats"] == 3  # the quick mode's repeats, one profile each
     assert "convolution kernels" in md
     assert t["sizes"] and b["fast_path"] == {"channels_last": True}
     # the trainer skips D's weight gradients in G's pass: fewer FLOPs than the tutorial loop

@@ -84,7 +84,7 @@ def _limit(prof: dict, peak: dict | None, batch_size: int, ref_images_per_s: flo
     return {"step_seconds": prof["step_seconds"], "conv_seconds_per_step": conv_s,
             "conv_share_of_step": conv_s / prof["step_seconds"],
             "conv_gflop_per_step": conv["gflop"], "conv_kernels_gflops": conv["gflops"],
-            "profiled_steps": prof["profiled_steps"],
+            "profiled_steps": prof["profiled_steps"], "profiled_repeats": prof["profiled_repeats"],
             "conv_kernels_fraction_of_peak": conv["fraction_of_peak"],
             # the ratio if everything in our step but its convolutions took no time
             "ratio_ceiling": batch_size / conv_s / ref_images_per_s}
@@ -99,16 +99,20 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
     images, labels = class_images(n, spec.channels, spec.image_size, max(spec.n_classes, 10), seed=1)
     data = ImageSet(images=images, labels=labels, name="bench", split="train",
                     source="generated: class prototypes + noise", real=False)
-    ours, ref = [], []
+    ours, ref, profs = [], [], []
     for _ in range(repeats):  # interleaved A, B, A, B; medians (noisy shared machines)
         ours.append(ours_loop(variant_name, data, device, batch_size, steps, warmup, fast))
         ref.append(reference_loop(variant_name, images, labels, device, batch_size, steps,
                                   warmup, num_workers=ref_workers))
+        # A few profiled steps are enough for the kernel share; as many as the warm-up keeps
+        # the bench short. One profile per repeat, the least disturbed one kept: a single
+        # profile on a shared machine once ran 30% slow and put the ceiling below the ratio
+        # the timed runs had reached.
+        profs.append(profile_ours(variant_name, data, device, batch_size, warmup, fast))
     o = statistics.median(x["images_per_second"] for x in ours)
     r = statistics.median(x["images_per_second"] for x in ref)
-    # A few profiled steps are enough for the kernel share; as many as the warm-up keeps the
-    # bench short.
-    prof = profile_ours(variant_name, data, device, batch_size, warmup, fast)
+    prof = min(profs, key=lambda p: p.get("step_seconds", 0.0))
+    prof["profiled_repeats"] = len(profs)
     f_ours = prof["flops"]
     f_ref, _ = count_flops(lambda: reference_loop(variant_name, images, labels, device,
                                                   batch_size, steps=1, warmup=0))
