@@ -37,12 +37,16 @@ def profile(name: str) -> dict:
     return yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
 
 
-def shipped_names() -> list[str]:
-    """The train sections of the default profiles that install a shipped folder."""
+def shipped_sections() -> list[tuple[str, str, dict]]:
+    """(profile, train name, section) for every train section that names a shipped folder."""
     from repro.config import available_profiles
 
-    return sorted({name for p in available_profiles(ROOT / "experiments")
-                   for name, sec in (profile(p).get("train") or {}).items() if sec.get("shipped")})
+    return [(p, name, sec) for p in available_profiles(ROOT / "experiments")
+            for name, sec in (profile(p).get("train") or {}).items() if sec.get("shipped")]
+
+
+def shipped_names() -> list[str]:
+    return sorted({name for _, name, _ in shipped_sections()})
 
 
 def losses(live: Path) -> list[tuple[float, float]]:
