@@ -13,6 +13,7 @@ from repro.bench.common import class_images, comparison, train_fast_path
 from repro.bench.format import bench_markdown
 from repro.bench.reference import reference_loop
 from repro.bench.svm import bench_svm
+from repro.registry import MODELS
 from repro.errors import ReproError
 
 CPU = torch.device("cpu")
@@ -43,7 +44,6 @@ def test_the_cpu_fast_path_takes_the_same_step_to_float_rounding(variant):
     whole lr-sized difference, so only G's loss is compared)."""
     from repro.bench.train import _fresh_trainer
     from repro.data.base import ImageSet
-    from repro.registry import MODELS
 
     fast = train_fast_path(CPU)
     assert fast == {"channels_last": True}
@@ -129,6 +129,18 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     assert lim["ratio_ceiling"] > 0 and lim["conv_kernels_fraction_of_peak"] > 0
     assert lim["profiled_repeats"] == 3  # the quick mode's repeats, one profile each
     assert "convolution kernels" in md
+    # FLOPs alone: the tutorial loop does more work per step than ours
+    assert lim["flop_ratio"] > 1
+    # each conv of the variant timed in both layouts, on the step's shapes
+    lay = t["layouts"]
+    assert len(lay["layers"]) == sum(isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+                                     for net in (MODELS.get("mnist_cond").build_generator(),
+                                                 MODELS.get("mnist_cond").build_discriminator())
+                                     for m in net.modules())
+    assert all(x["nchw_s"] > 0 and x["channels_last_s"] > 0 and x["input"][0] == 8
+               and 0 < x["best"]["fraction_of_peak"] for x in lay["layers"])
+    assert lay["best_per_layer_speedup_vs_channels_last"] >= 1
+    assert "per-layer layout" in md
     assert t["sizes"] and b["fast_path"] == {"channels_last": True}
     # the trainer skips D's weight gradients in G's pass: fewer FLOPs than the tutorial loop
     assert t["ours"]["flop_per_image"] < t["alternative"]["flop_per_image"]

@@ -12,6 +12,7 @@ from typing import Iterator
 import torch
 
 from repro.bench.common import class_images, comparison
+from repro.bench.layouts import layer_layouts
 from repro.bench.reference import reference_loop
 from repro.bench.roofline import count_conv_flops, count_flops, rate, roofline
 from repro.data.base import ImageSet
@@ -132,4 +133,7 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
     rec["roofline"] = roofline(f_ours / batch_size, 1 / o, f_ref / batch_size, 1 / r, peak, "conv")
     if device.type == "cpu":
         rec["limit"] = _limit(prof, peak, batch_size, r)
+        # the ratio our FLOP saving alone buys: both loops' kernels at the same speed
+        rec["limit"]["flop_ratio"] = f_ref / f_ours
+        rec["layouts"] = layer_layouts(variant_name, batch_size, peak)
     return rec
