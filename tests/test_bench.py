@@ -121,6 +121,7 @@ def test_cli_tiny_run_writes_json_and_markdown(tmp_path, capsys):
     # the roofline: the peak measured at the start, each path's fraction of it
     peak = b["peak"]
     assert peak["matmul_fp32_gflops"] > 0 and peak["conv_fp32_gflops"] > 0 and peak["memory_gbps"] > 0
+    assert b["peak_end"]["conv_fp32_gflops"] > 0 and "Measured again at the end" in md
     roof = t["roofline"]
     assert 0 < roof["ours"]["fraction_of_peak"] and 0 < roof["alternative"]["fraction_of_peak"]
     # the limit: the step's share of convolution kernel time bounds what work outside them gains

@@ -175,6 +175,9 @@ def run(args: argparse.Namespace) -> dict:
                lambda: bench_bn_stats(device, sizes["features_n"], sizes["features_repeats"],
                                       peak=peak))
 
+    # Measured again at the end: on a shared machine the peak itself moves, and each
+    # fraction of peak above is uncertain by as much as the two measurements differ.
+    peak_end = measure_peak(device, "quick" if args.quick else device.type)
     out = {"device": device.type, "device_name": describe(device) if device.type == "cuda"
            else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
            "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> dict:
            "git": git_revision(), "quick": bool(args.quick), "sizes": sizes,
            "fast_path": fast, "reference_num_workers": ref_workers,
            "wall_time_s": round(time.perf_counter() - t0, 2), "peak": peak,
-           "benchmarks": results}
+           "peak_end": peak_end, "benchmarks": results}
     if old is not None:
         # Each entry keeps the peak it was measured against in its own `roofline`.
         out["benchmarks"] = {**old.get("benchmarks", {}), **results}

@@ -68,6 +68,12 @@ def bench_markdown(path: str | Path) -> str:
                   f"{_n(peak.get('memory_gbps'))} GB/s ({peak.get('method', '')}). "
                   "'of peak' = counted matmul/conv FLOPs per second over that peak "
                   "(ours / alternative).", ""]
+        end = b.get("peak_end") or {}
+        if end.get("conv_fp32_gflops") and peak.get("conv_fp32_gflops"):
+            lines += [f"Measured again at the end: fp32 matmul {_n(end.get('matmul_fp32_gflops'))} "
+                      f"GFLOP/s, fp32 conv {_n(end.get('conv_fp32_gflops'))} GFLOP/s "
+                      f"({_n(end['conv_fp32_gflops'] / peak['conv_fp32_gflops'])}x the start's "
+                      "conv peak): the fractions of peak are uncertain by that much.", ""]
     lines += ["| benchmark | sizes | ours | alternative | ratio | target | met | of peak |",
               "|---|---|---|---|---|---|---|---|"]
     checks = []
