@@ -13,8 +13,8 @@ from repro.bench.common import class_images, comparison, train_fast_path
 from repro.bench.format import bench_markdown
 from repro.bench.reference import reference_loop
 from repro.bench.svm import bench_svm
-from repro.registry import MODELS
 from repro.errors import ReproError
+from repro.registry import MODELS
 
 CPU = torch.device("cpu")
 

@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> dict:
     results: dict[str, dict] = {}
     t0 = time.perf_counter()
     print("[bench] peak ...", flush=True)
-    peak = measure_peak(device, "quick" if args.quick else device.type)
+    peak_size = "quick" if args.quick else device.type
+    peak = measure_peak(device, peak_size)
     print(f"[bench] peak: matmul {peak['matmul_fp32_gflops']:.0f} GFLOP/s, conv "
           f"{peak['conv_fp32_gflops']:.0f} GFLOP/s, copy {peak['memory_gbps']:.1f} GB/s", flush=True)
 
@@ -177,7 +178,7 @@ def run(args: argparse.Namespace) -> dict:
 
     # Measured again at the end: on a shared machine the peak itself moves, and each
     # fraction of peak above is uncertain by as much as the two measurements differ.
-    peak_end = measure_peak(device, "quick" if args.quick else device.type)
+    peak_end = measure_peak(device, peak_size)
     out = {"device": device.type, "device_name": describe(device) if device.type == "cuda"
            else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
            "torch": torch.__version__, "threads": torch.get_num_threads(),

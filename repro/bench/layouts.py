@@ -15,7 +15,7 @@ import time
 import torch
 from torch import nn
 
-from repro.bench.roofline import rate
+from repro.bench.roofline import count_conv_flops, rate
 from repro.registry import MODELS
 
 CONVS = (nn.Conv2d, nn.ConvTranspose2d)
@@ -35,14 +35,6 @@ def _conv_inputs(variant_name: str, batch_size: int) -> list[tuple[str, nn.Modul
     for h in hooks:
         h.remove()
     return found
-
-
-def _forward_flops(m: nn.Module, shape: torch.Size, out: torch.Size) -> float:
-    """Multiply-adds x 2 of one forward call."""
-    k = m.kernel_size[0] * m.kernel_size[1]
-    if isinstance(m, nn.ConvTranspose2d):  # every input element scatters C_out x k x k products
-        return 2.0 * shape.numel() * m.out_channels * k / m.groups
-    return 2.0 * out.numel() * m.in_channels * k / m.groups
 
 
 def _time(m: nn.Module, x: torch.Tensor, reps: int) -> float:
@@ -65,9 +57,8 @@ def layer_layouts(variant_name: str, batch_size: int, peak: dict | None, reps: i
             m = conv.to(memory_format=fmt)
             x = torch.randn(shape).contiguous(memory_format=fmt).requires_grad_()
             secs[layout] = _time(m, x, reps)
-        with torch.no_grad():
-            out = conv(torch.randn(shape)).shape
-        flops = 3 * _forward_flops(conv, shape, out)  # forward, input and weight gradients
+        # forward, input and weight gradients, as FlopCounterMode counts them on the call
+        _, flops, _ = count_conv_flops(lambda: m(x).sum().backward())
         best = min(secs.values())
         for k in ("nchw", "channels_last"):
             totals[k] += secs[k]
