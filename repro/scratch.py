@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,20 +22,38 @@ from repro.errors import ReproError
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "experiments", "repro")
 
 
-def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float | None = None) -> None:
+    """Run `cmd`; past `timeout` seconds, or on any exception while waiting (the GPU check's
+    step box raises one), its whole process group is killed: `dvc repro`'s stage processes
+    would otherwise go on holding the device."""
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise ReproError(f"`{' '.join(cmd)}` did not finish within {timeout:.0f} s in {cwd}; "
+                             "killed") from None
+        raise
     if proc.returncode != 0:
         raise ReproError(f"`{' '.join(cmd)}` failed in {cwd} (exit {proc.returncode}):\n"
-                         f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+                         f"{out[-4000:]}\n{err[-4000:]}")
 
 
 def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
                  data_search: list[str] | None = None,
-                 edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
+                 edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 scm: bool = True, targets: list[str] | None = None,
+                 timeout: float | None = None) -> Path:
     """Copy the pipeline into `dest`, select `profile`, `dvc repro` it; returns `dest`.
 
     `edit_profile` rewrites the copied profile's sections before the run (the drift gate's
     seed sweep and its planted-change test use it); the working tree is never touched.
+    `scm=False`: no git at all (`dvc init --no-scm`), for machines without git or pygit2 (the
+    lent GPU machine). `targets`: the stages `dvc repro` runs (with what they need); default
+    all. `timeout`: seconds for the whole `dvc repro`, then it is killed (ReproError).
     """
     repo, dest = Path(repo).resolve(), Path(dest)
     if dest.exists():
@@ -59,12 +78,15 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _edit(dest, profile, edit_profile)
     env = _env()
-    git = ["git", "-c", "user.name=repro", "-c", "user.email=repro@localhost"]
-    _run(["git", "init", "-q"], dest, env)
-    _run([sys.executable, "-m", "dvc", "init", "-q"], dest, env)
-    _run([*git, "add", "-A"], dest, env)
-    _run([*git, "commit", "-qm", "scratch pipeline"], dest, env)
-    _run([sys.executable, "-m", "dvc", "repro", "-q"], dest, env)
+    if scm:
+        git = ["git", "-c", "user.name=repro", "-c", "user.email=repro@localhost"]
+        _run(["git", "init", "-q"], dest, env)
+        _run([sys.executable, "-m", "dvc", "init", "-q"], dest, env)
+        _run([*git, "add", "-A"], dest, env)
+        _run([*git, "commit", "-qm", "scratch pipeline"], dest, env)
+    else:
+        _run([sys.executable, "-m", "dvc", "init", "-q", "--no-scm"], dest, env)
+    _run([sys.executable, "-m", "dvc", "repro", "-q", *(targets or [])], dest, env, timeout)
     return dest
 
 

@@ -200,10 +200,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None,
                     help="default: results/bench.json (results/bench_gpu.json with --gpu)")
     ap.add_argument("--gpu", action="store_true",
-                    help="the GPU check (repro.bench.gpu): paper dry run + GPU benchmarks; on a "
-                         "CPU a small mode of the same steps")
-    ap.add_argument("--budget-s", dest="budget_s", type=float, default=450.0,
-                    help="--gpu: steps that would start after this many seconds are skipped")
+                    help="the GPU check (repro.bench.gpu; on the lent machine through "
+                         "tools/gpu_check.sh): GPU benchmarks + paper dry run; on a CPU a small "
+                         "mode of the same steps")
+    ap.add_argument("--budget-s", dest="budget_s", type=float, default=300.0,
+                    help="--gpu: every step ends inside this many seconds (each also has its "
+                         "own time box, repro.bench.gpu.BOXES)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a few minutes on a CPU)")
     ap.add_argument("--only", default=None, help=f"comma list of {', '.join(NAMES)}, train/<variant>")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -1,28 +1,37 @@
-"""`python -m repro.bench --gpu`: the one-shot check for the first GPU machine (<= ~8 min on one
-GPU), writing results/bench_gpu.json.
+"""`python -m repro.bench --gpu`: the one-shot check for the first GPU machine, writing
+results/bench_gpu.json. On the lent machine it runs through `tools/gpu_check.sh run` (no
+network, git or project install there); the whole call fits 8 minutes of device time.
 
-Steps, each timed and recorded (a failing step records its error and the others still run;
-a step that would start after `--budget-s` is recorded as skipped):
+Steps, in this order, each with its own time box (BOXES, seconds; a step past it is stopped
+and recorded as an error) and all inside `--budget-s` (a step is skipped when less than its
+minimum is left). The JSON is rewritten before (as `running`) and after every step, so a
+kill keeps what finished and names the step it interrupted:
   peak      the device's fp32 matmul / conv FLOP/s and copy bandwidth (repro.bench.roofline)
-  dry_run   the paper profile's dry run (every stage, generated data of the real shapes) in a
-            scratch copy of the pipeline (repro.scratch.run_pipeline), on this device
-  train     GANTrainer (bf16 autocast + channels_last on CUDA) vs the tutorial loop, per variant,
-            at the paper's batch sizes
+  train     GANTrainer (bf16 autocast + channels_last on CUDA) vs itself in fp32 NCHW and vs
+            the tutorial loop, per paper variant, at the paper's batch sizes
   svm       L2SVM on n x 28672 features (50000 on CUDA) alone, then vs LinearSVC on a subset
             (LinearSVC on all 50000 x 28672 takes hours)
-  nn        Table 3's stream: generated mnist_cond samples (10M on CUDA) vs 10k queries, exact
+  nn        Table 3's stream: generated mnist_cond samples vs 10k queries, exact, projected
+            to 10M x 10k
   features  imagenet32 D features of 50000 images vs a plain loop
   ddp       a 1-process DDP run of the trainer (NCCL on CUDA, gloo on CPU) in a subprocess:
             torchrun's path with one rank; the trainer is told it is distributed, so G and D
             are DDP-wrapped and every collective runs
-On a CPU (no GPU here, nor in CI) the same steps run at SMALL sizes, without the dry run
-(tests/test_pipeline_e2e.py runs that), so tests/test_bench.py covers the code path.
+  dry_run   last, so it cannot starve the measurements: the paper profile's dry run (every
+            stage up to the report, generated data of the real shapes) in a scratch copy of
+            the pipeline without git (repro.scratch.run_pipeline), killed at its box
+From the rates, `projection` gives the paper profile's GPU-hours per train stage and the
+evaluation steps at the paper's sizes (repro.bench.projection).
+On a CPU (no GPU here, nor in CI) the same steps run at SMALL sizes, the dry run on one
+train stage, so tests cover the code path in minutes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,21 +39,54 @@ import tempfile
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
 from repro.utils.io import write_json
 
 SIZES = {
-    "cuda": dict(variants=["svhn32", "imagenet32", "mnist_cond", "lsun64_small", "lsun64"],
-                 batch=None, steps=100, warmup=20, repeats=2, svm_n=50000, svm_test=10000,
-                 svm_subset=5000, nn_samples=10_000_000, nn_queries=10000, nn_chunk=1_000_000,
-                 generate_batch=50000, features_n=50000, ddp_steps=20, dry_run=True),
+    "cuda": dict(variants=["mnist_cond", "gan_mlp", "svhn32", "imagenet32", "lsun64"],
+                 batch=None, steps=40, warmup=10, repeats=2, svm_n=50000, svm_test=10000,
+                 svm_subset=2000, nn_samples=2_000_000, nn_queries=10000, nn_chunk=500_000,
+                 generate_batch=50000, features_n=50000, ddp_steps=20, dry_run_targets=None),
     "cpu": dict(variants=["mnist_cond"], batch=8, steps=2, warmup=1, repeats=1, svm_n=120,
                 svm_test=60, svm_subset=60, nn_samples=600, nn_queries=50, nn_chunk=300,
-                generate_batch=300, features_n=64, ddp_steps=2, dry_run=False),
+                generate_batch=300, features_n=64, ddp_steps=2, dry_run_targets=["train@gan_mlp"]),
 }
+# Each step's time box in seconds (train: per variant). On CUDA the boxes of the measuring
+# steps sum to well under the default budget (tools/gpu_check.sh: 300 s), and the dry run
+# gets what is left, up to its own box.
+BOXES = {
+    "cuda": {"peak": 15, "train": 25, "svm": 45, "nn_stream": 30, "features": 20, "ddp": 25,
+             "dry_run": 120},
+    "cpu": {"peak": 30, "train": 90, "svm": 60, "nn_stream": 60, "features": 60, "ddp": 90,
+            "dry_run": 120},
+}
+MIN_LEFT_S = 10  # a step starts only with this much of the budget (or its whole box) left
+# the stages before the report (which has no GPU code, and whose PDF needs reportlab)
+PAPER_DRY_RUN_TARGETS = ["table1", "table2", "table3", "figures"]
+
+
+class StepTimeout(Exception):
+    """A step ran past its time box."""
+
+
+@contextlib.contextmanager
+def time_box(seconds: float) -> Iterator[None]:
+    """Raise StepTimeout in the step after `seconds` (SIGALRM: the main thread, between
+    Python operations; a long native call ends first, and tools/gpu_check.sh's hard limit
+    catches one that never does)."""
+    def expire(signum, frame):
+        raise StepTimeout(f"stopped at its {seconds:.0f} s time box")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _ddp_child(out: Path, device_type: str, steps: int) -> None:
@@ -97,7 +139,7 @@ def ddp_check(device: torch.device, steps: int) -> dict:
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "repro.bench.gpu", "--ddp-child", str(out),
                                device.type, str(steps)], env=env, capture_output=True,
-                              text=True, timeout=600)
+                              text=True)
         if proc.returncode != 0:
             raise RuntimeError(f"DDP child exited {proc.returncode}: {proc.stderr[-2000:]}")
         rec = json.loads(out.read_text())
@@ -124,66 +166,85 @@ def run_gpu(device: torch.device, out: Path, budget_s: float, repo: Path) -> dic
     from repro.bench.common import train_fast_path
     from repro.bench.features import bench_features
     from repro.bench.nn import bench_generated_stream
+    from repro.bench.projection import paper_train_stages, project
     from repro.bench.roofline import measure_peak
     from repro.bench.train import bench_train
     from repro.utils.device import describe
 
-    sz = SIZES["cuda" if device.type == "cuda" else "cpu"]
+    mode = "cuda" if device.type == "cuda" else "cpu"
+    sz, boxes = SIZES[mode], BOXES[mode]
+    stages = paper_train_stages(repo)
     t0 = time.perf_counter()
     steps: dict[str, Any] = {}
 
-    def step(name: str, fn: Callable[[], dict]) -> None:
-        if time.perf_counter() - t0 > budget_s:
-            steps[name] = {"skipped": f"over the {budget_s:.0f} s budget"}
-            print(f"[bench --gpu] {name}: skipped (budget)", flush=True)
-            return
-        print(f"[bench --gpu] {name} ...", flush=True)
-        t = time.perf_counter()
-        try:
-            steps[name] = fn()
-        except Exception as e:  # record and go on: one failure must not lose the others
-            traceback.print_exc()
-            steps[name] = {"error": f"{type(e).__name__}: {e}"}
-        steps[name]["step_seconds"] = round(time.perf_counter() - t, 2)
-        print(f"[bench --gpu] {name}: {steps[name]['step_seconds']} s", flush=True)
-        write_json(out, record())  # partial results survive a kill
+    def elapsed() -> float:
+        return time.perf_counter() - t0
 
     def record() -> dict:
         return {"device": device.type,
                 "device_name": describe(device) if device.type == "cuda" else "CPU (small mode)",
                 "torch": torch.__version__, "cuda": torch.version.cuda,
-                "small_mode": device.type != "cuda", "sizes": sz,
-                "wall_time_s": round(time.perf_counter() - t0, 2), "steps": steps}
+                "small_mode": device.type != "cuda", "sizes": sz, "budget_s": budget_s,
+                "boxes_s": boxes, "wall_time_s": round(elapsed(), 2), "steps": steps,
+                "projection": project(steps, stages)}
+
+    def step(name: str, box: str, fn: Callable[[], dict]) -> None:
+        left = budget_s - elapsed()
+        seconds = min(boxes[box], left)
+        if left < min(MIN_LEFT_S, boxes[box]):
+            steps[name] = {"skipped": f"{left:.0f} s of the {budget_s:.0f} s budget left"}
+            print(f"[bench --gpu] {name}: skipped (budget)", flush=True)
+            write_json(out, record())
+            return
+        print(f"[bench --gpu] {name} (box {seconds:.0f} s) ...", flush=True)
+        # what a kill during the step leaves in the file
+        steps[name] = {"running": f"started at {elapsed():.0f} s with a {seconds:.0f} s box; "
+                                  "still listed so: the run was killed during it"}
+        write_json(out, record())
+        t = time.perf_counter()
+        try:
+            with time_box(seconds):
+                steps[name] = fn()
+        except Exception as e:  # record and go on: one failure must not lose the others
+            if not isinstance(e, StepTimeout):
+                traceback.print_exc()
+            steps[name] = {"error": f"{type(e).__name__}: {e}", "timed_out": isinstance(e, StepTimeout)}
+        steps[name]["step_seconds"] = round(time.perf_counter() - t, 2)
+        print(f"[bench --gpu] {name}: {steps[name]['step_seconds']} s", flush=True)
+        write_json(out, record())  # partial results survive a kill
 
     peak: dict = {}
-    step("peak", lambda: peak.update(measure_peak(device, "cuda" if device.type == "cuda" else "quick")) or dict(peak))
-    if sz["dry_run"]:
-        def dry_run() -> dict:
-            from repro.scratch import run_pipeline
-
-            with tempfile.TemporaryDirectory() as tmp:
-                t = time.perf_counter()
-                dest = run_pipeline(repo, Path(tmp) / "paper", "paper", dry_run=True)
-                metrics = sorted(p.name for p in (dest / "results" / "metrics").glob("*.json"))
-                return {"seconds": time.perf_counter() - t, "metrics_files": metrics}
-        step("dry_run", dry_run)
-    else:
-        steps["dry_run"] = {"skipped": "CPU small mode (tests/test_pipeline_e2e.py runs it)"}
+    step("peak", "peak", lambda: peak.update(measure_peak(device, "cuda" if mode == "cuda" else "quick")) or dict(peak))
     fast = train_fast_path(device)
     workers = 2 if device.type == "cuda" else 0
     for v in sz["variants"]:
         batch = sz["batch"] or PAPER_BATCH.get(v, 128)
-        step(f"train/{v}", lambda v=v, batch=batch: bench_train(
-            v, device, batch, sz["steps"], sz["warmup"], sz["repeats"], workers, fast, peak=peak))
-    step("svm", lambda: svm_check(device, sz["svm_n"], sz["svm_test"], sz["svm_subset"], peak))
-    step("nn_stream", lambda: bench_generated_stream(device, sz["nn_samples"], sz["nn_queries"],
-                                                     chunk=sz["nn_chunk"],
-                                                     generate_batch=sz["generate_batch"], peak=peak))
-    step("features", lambda: bench_features(device, sz["features_n"], 256, 1, peak=peak))
-    step("ddp", lambda: ddp_check(device, sz["ddp_steps"]))
+        step(f"train/{v}", "train", lambda v=v, batch=batch: bench_train(
+            v, device, batch, sz["steps"], sz["warmup"], sz["repeats"], workers, fast, peak=peak,
+            plain=True))
+    step("svm", "svm", lambda: svm_check(device, sz["svm_n"], sz["svm_test"], sz["svm_subset"], peak))
+    step("nn_stream", "nn_stream", lambda: bench_generated_stream(
+        device, sz["nn_samples"], sz["nn_queries"], chunk=sz["nn_chunk"],
+        generate_batch=sz["generate_batch"], peak=peak))
+    step("features", "features", lambda: bench_features(device, sz["features_n"], 256, 1, peak=peak))
+    step("ddp", "ddp", lambda: ddp_check(device, sz["ddp_steps"]))
+    step("dry_run", "dry_run", lambda: dry_run(repo, sz["dry_run_targets"] or PAPER_DRY_RUN_TARGETS))
     rec = record()
     write_json(out, rec)
     return rec
+
+
+def dry_run(repo: Path, targets: list[str]) -> dict:
+    """The paper profile's dry run of `targets` in a scratch copy, without git."""
+    from repro.scratch import run_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        dest = run_pipeline(repo, Path(tmp) / "paper", "paper", dry_run=True, scm=False,
+                            targets=targets)
+        outputs = sorted(str(p.relative_to(dest / "results")) for p in (dest / "results").glob("*/*")
+                         if p.parent.name != "shipped")  # shipped: inputs
+        return {"seconds": time.perf_counter() - t, "targets": targets, "outputs": outputs}
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--ddp-child":

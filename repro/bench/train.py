@@ -93,16 +93,20 @@ def _limit(prof: dict, peak: dict | None, batch_size: int, ref_images_per_s: flo
 
 def bench_train(variant_name: str, device: torch.device, batch_size: int, steps: int,
                 warmup: int, repeats: int, ref_workers: int, fast: dict,
-                peak: dict | None = None) -> dict:
+                peak: dict | None = None, plain: bool = False) -> dict:
+    """`plain`: also time our trainer without the fast path (fp32, NCHW), interleaved with the
+    others: `ours_plain` and the fast path's speed-up over it (the GPU check asks for it)."""
     spec = MODELS.get(variant_name).spec
     steps = max(warmup, steps // warmup * warmup)  # a multiple of the log interval
     n = batch_size * (warmup + steps + 1)  # one epoch covers the run: no epoch boundary inside
     images, labels = class_images(n, spec.channels, spec.image_size, max(spec.n_classes, 10), seed=1)
     data = ImageSet(images=images, labels=labels, name="bench", split="train",
                     source="generated: class prototypes + noise", real=False)
-    ours, ref, profs = [], [], []
+    ours, ref, profs, plains = [], [], [], []
     for _ in range(repeats):  # interleaved A, B, A, B; medians (noisy shared machines)
         ours.append(ours_loop(variant_name, data, device, batch_size, steps, warmup, fast))
+        if plain and fast:
+            plains.append(ours_loop(variant_name, data, device, batch_size, steps, warmup, {}))
         ref.append(reference_loop(variant_name, images, labels, device, batch_size, steps,
                                   warmup, num_workers=ref_workers))
         # A few profiled steps are enough for the kernel share; as many as the warm-up keeps
@@ -131,6 +135,11 @@ def bench_train(variant_name: str, device: torch.device, batch_size: int, steps:
              "median of interleaved repeats")
     # seconds per image: the roofline's rates are FLOPs per image x images per second
     rec["roofline"] = roofline(f_ours / batch_size, 1 / o, f_ref / batch_size, 1 / r, peak, "conv")
+    if plains:
+        p = statistics.median(x["images_per_second"] for x in plains)
+        rec["ours_plain"] = {"name": "GANTrainer without the fast path (fp32, NCHW)", "value": p,
+                             "unit": "img/s", "runs": [x["images_per_second"] for x in plains],
+                             "fast_path_speedup": o / p}
     if device.type == "cpu":
         rec["limit"] = _limit(prof, peak, batch_size, r)
         # the ratio our FLOP saving alone buys: both loops' kernels at the same speed
