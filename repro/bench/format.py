@@ -140,3 +140,62 @@ def bench_markdown(path: str | Path) -> str:
     if checks:
         lines += ["", "Agreement:", *checks]
     return "\n".join(lines) + "\n"
+
+
+def _gpu_step_figure(name: str, r: dict) -> str:
+    """The one figure a GPU-check step row shows."""
+    if name == "peak":
+        return (f"fp32 matmul {_n(r.get('matmul_fp32_gflops'))} GFLOP/s, fp32 conv "
+                f"{_n(r.get('conv_fp32_gflops'))} GFLOP/s, copy {_n(r.get('memory_gbps'))} GB/s")
+    if name.startswith("train/"):
+        plain = r.get("ours_plain") or {}
+        return (f"ours {_cell(r.get('ours'))} (fast path), {_cell(plain)} fp32 NCHW "
+                f"({_n(plain.get('fast_path_speedup'))}x), tutorial loop {_cell(r.get('alternative'))} "
+                f"({_n(r.get('ratio'))}x)")
+    if name == "svm":
+        full, sub = r.get("full", {}), r.get("vs_linearsvc_subset", {})
+        return (f"L2SVM {full.get('n_train')} x 28672 in {_n(full.get('seconds'))} s; "
+                f"{_n(sub.get('ratio'))}x LinearSVC on {r.get('subset')} rows")
+    if name == "nn_stream":
+        return f"projected 10M x 10k: {_n(r.get('projected_10M_vs_10k_s'))} s"
+    if name == "features":
+        return f"{_cell(r.get('ours'))}, {_n(r.get('ratio'))}x the DataLoader loop"
+    if name == "ddp":
+        return f"{r.get('backend')}, {r.get('wrapper')}, {_n(r.get('images_per_second'))} img/s"
+    if name == "dry_run":
+        return f"{len(r.get('outputs', []))} outputs of {', '.join(r.get('targets', []))}"
+    return ""
+
+
+def gpu_check_markdown(path: str | Path) -> str:
+    """A Markdown section for results/bench_gpu.json (`python -m repro.bench --gpu`): each
+    step's status and figure, then the projected GPU-hours of the paper profile."""
+    b = read_json(path)
+    small = b.get("small_mode")
+    lines = [f"The GPU check on **{b.get('device_name')}** (torch {b.get('torch')}, CUDA "
+             f"{b.get('cuda')}; {_n(b.get('wall_time_s'))} s of a {_n(b.get('budget_s'))} s "
+             "budget)" + ("; CPU small mode: sizes far below the paper's, the figures only "
+                          "exercise the code path" if small else "") + ".", "",
+             "| step | status | seconds | figure |", "|---|---|---|---|"]
+    order = ("peak", "train/", "svm", "nn_stream", "features", "ddp", "dry_run")  # the run's
+    rank = lambda name: next((i for i, o in enumerate(order) if name.startswith(o)), len(order))  # noqa: E731
+    for name, r in sorted(b.get("steps", {}).items(), key=lambda kv: (rank(kv[0]), kv[0])):
+        status = next((f"{k}: {r[k]}" for k in ("skipped", "error", "running") if k in r), "ok")
+        figure = _gpu_step_figure(name, r) if status == "ok" else "—"
+        lines.append(f"| {name} | {status} | {_n(r.get('step_seconds'))} | {figure} |")
+    proj = b.get("projection") or {}
+    if proj.get("train"):
+        lines += ["", f"Projected GPU-hours of the {proj.get('profile')} profile's training "
+                  "(epochs x images per epoch x seeds / the measured images/s):", "",
+                  "| stage | variant | dataset | images/epoch | epochs | seeds | img/s | GPU-hours |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for stage, t in proj["train"].items():
+            lines.append(f"| {stage} | {t['variant']} | {t['dataset']} | {t['images_per_epoch']:,} | "
+                         f"{t['epochs']} | {t['seeds']} | {_n(t.get('images_per_second'))} | "
+                         f"{_n(t.get('gpu_hours')) if t.get('gpu_hours') is not None else t.get('why', '—')} |")
+        lines += ["", f"In all: {_n(proj.get('train_gpu_hours_total'))} GPU-hours of training; "
+                  f"Table 3's 10M x 10k stream {_n(proj.get('table3_stream_10M_x_10k_s'))} s; "
+                  f"the L2-SVM on 50,000 x 28,672 {_n(proj.get('l2svm_50000x28672_s'))} s "
+                  f"({proj.get('l2svm_basis', 'not measured')}); feature extraction "
+                  f"{_n(proj.get('features_s_per_100k_images'))} s per 100,000 images."]
+    return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
     python -m repro.report [--metrics results/metrics] [--provenance results/provenance]
                            [--figures results/figures] [--live results/live] [--out reports]
                            [--format md|pdf|both] [--bench results/bench.json]
+                           [--bench-gpu results/bench_gpu.json]
                            [--compare DIR_OR_GIT_REV]
 
 Missing inputs give "not run" sections; a malformed metrics or provenance file is an error
@@ -47,6 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="which outputs to write")
     parser.add_argument("--bench", type=Path, default=Path("results/bench.json"),
                         help="benchmark figures (`python -m repro.bench`), shown when present")
+    parser.add_argument("--bench-gpu", type=Path, default=Path("results/bench_gpu.json"),
+                        help="the GPU check's figures (`tools/gpu_check.sh run`), shown when present")
     parser.add_argument(
         "--compare", metavar="DIR_OR_REV", default=None,
         help="another run to compare with: a directory holding metrics/ (or a metrics dir), "
@@ -77,6 +80,11 @@ def run(args: argparse.Namespace) -> list[Path]:
         from repro.bench.format import bench_markdown
 
         bench = bench_markdown(args.bench).strip()
+    gpu = None
+    if args.bench_gpu is not None and args.bench_gpu.is_file():
+        from repro.bench.format import gpu_check_markdown
+
+        gpu = gpu_check_markdown(args.bench_gpu).strip()
     written = []
     if args.format in ("md", "both"):
         path = args.out / "report.md"
@@ -84,6 +92,8 @@ def run(args: argparse.Namespace) -> list[Path]:
             text = render_markdown(report, args.out, charts, comparison)
             if bench:
                 text += "\n## Benchmarks\n\n" + bench + "\n"
+            if gpu:
+                text += "\n## GPU check\n\n" + gpu + "\n"
             tmp.write_text(text)
         written.append(path)
     if args.format in ("pdf", "both"):
