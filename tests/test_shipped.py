@@ -5,6 +5,7 @@ shipped run."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from repro.errors import ReproError
 from repro.models.checkpoint import build_from_checkpoint
 from repro.report.smoke_gate import K
 from repro.train.config import TrainConfig
-from repro.train.shipped import install, ship, verify
+from repro.train.shipped import PACKED, install, pack, ship, stored_bytes, unpack, verify
 from repro.train.trainer import GANTrainer
 from repro.utils.platform import fingerprint, fingerprint_id
 
@@ -52,15 +53,26 @@ def _finished_run(tmp_path: Path, name: str = "tiny") -> tuple[Path, dict]:
 
 
 def test_ship_keeps_weights_only_and_names_the_origin(tmp_path):
-    run, _ = _finished_run(tmp_path)
+    run, section = _finished_run(tmp_path)
     manifest = ship("tiny", run, tmp_path / "shipped")
     assert set(manifest["files"]) == {"seed0.pt", "samples_final.png", "live/metrics.json"}
-    ckpt = torch.load(tmp_path / "shipped" / "tiny" / "seed0.pt", weights_only=True)
+    folder = tmp_path / "shipped" / "tiny"
+    assert not (folder / "seed0.pt").exists() and (folder / ("seed0.pt" + PACKED)).is_file()
+    ckpt = torch.load(io.BytesIO(stored_bytes(folder, "seed0.pt")), weights_only=True)
     assert not {"opt_g", "opt_d", "noise_rng", "cpu_rng"} & set(ckpt)
     assert ckpt["deviations"][0] == "a training deviation"
     assert "shipped checkpoint (tiny): trained by profile cpu" in ckpt["deviations"][-1]
-    variant, G, D, _ = build_from_checkpoint(tmp_path / "shipped" / "tiny" / "seed0.pt", "gan_mlp")
+    install(folder, {**section, "shipped": "tiny"}, tmp_path / "out", None)
+    variant, G, D, _ = build_from_checkpoint(tmp_path / "out" / "seed0.pt", "gan_mlp")
     assert variant.spec.name == "gan_mlp"
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 4096, 4099])
+def test_pack_is_lossless_and_smaller_on_float32_weights(n):
+    data = torch.randn(n // 4).numpy().tobytes() + bytes(range(n % 4))
+    assert unpack(pack(data)) == data
+    weights = (0.02 * torch.randn(100_000)).numpy().tobytes()
+    assert len(pack(weights)) < 0.9 * len(weights)  # the exponent plane compresses
 
 
 def test_ship_refuses_dry_runs(tmp_path):
@@ -76,17 +88,29 @@ def test_install_copies_after_verifying(tmp_path):
     ship("tiny", run, tmp_path / "shipped")
     out, live = tmp_path / "out", tmp_path / "live"
     install(tmp_path / "shipped" / "tiny", {**section, "shipped": "tiny"}, out, live)
-    assert (out / "seed0.pt").read_bytes() == (tmp_path / "shipped" / "tiny" / "seed0.pt").read_bytes()
+    ckpt = run / "checkpoints" / "tiny" / "seed0.pt"
+    assert (out / "seed0.pt").read_bytes() == stored_bytes(tmp_path / "shipped" / "tiny", "seed0.pt")
+    assert torch.load(out / "seed0.pt", weights_only=True)["generator"].keys() == \
+        torch.load(ckpt, weights_only=True)["generator"].keys()
     assert (live / "metrics.json").is_file()
 
 
 def test_install_refuses_a_damaged_file_before_copying(tmp_path):
     run, section = _finished_run(tmp_path)
     ship("tiny", run, tmp_path / "shipped")
-    target = tmp_path / "shipped" / "tiny" / "seed0.pt"
-    target.write_bytes(target.read_bytes()[:100])  # truncated, as a broken LFS checkout would be
+    folder = tmp_path / "shipped" / "tiny"
+    target = folder / ("seed0.pt" + PACKED)
+    good = target.read_bytes()
+    target.write_bytes(good[:100])  # truncated, as a broken LFS checkout would be
+    with pytest.raises(ReproError, match="cannot be unpacked.*restore it from git"):
+        install(folder, section, tmp_path / "out", None)
+    # intact packing, other content: the md5 check catches it
+    target.write_bytes(pack(unpack(good)[:-1] + b"x"))
     with pytest.raises(ReproError, match="does not match its md5.*restore it from git"):
-        install(tmp_path / "shipped" / "tiny", section, tmp_path / "out", None)
+        install(folder, section, tmp_path / "out", None)
+    target.unlink()
+    with pytest.raises(ReproError, match="seed0.pt is missing"):
+        install(folder, section, tmp_path / "out", None)
     assert not (tmp_path / "out").exists()
 
 

@@ -13,13 +13,14 @@
 #   Writes $OUT/bench_gpu.json and $OUT/bench_gpu.log ($OUT: the device tool's output
 #   folder; results/ when unset). The check stops its steps at --budget-s (default 300) and
 #   is killed 60 s later whatever it is doing; the JSON is rewritten after every step.
+# PYTHON: the interpreter (default python3). GPU_CHECK_WHL: the wheel folder (default .whl).
 # Exit status: 0 check passed; 1 a step failed (see the JSON); 2 bad usage or missing .whl/;
 #   3 prepare could not reach the package index.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WHEELS_LIST="$ROOT/tools/gpu_check_wheels.txt"
 CONSTRAINTS="$ROOT/.ci/constraints.txt"
-WHL="$ROOT/.whl"
+WHL="${GPU_CHECK_WHL:-$ROOT/.whl}"  # another folder: tests (a checkout's .whl/ is left alone)
 PY="${PYTHON:-python3}"
 
 die() { echo "gpu_check: $1" >&2; exit "${2:-2}"; }
@@ -52,7 +53,7 @@ prepare() {
         if [ "$flag" = "pure" ]; then pure+=("$name==$(pin "$name")")
         else compiled+=("$name==$(pin "$name")"); fi
     done < "$WHEELS_LIST"
-    local tmp="$ROOT/.whl.partial"
+    local tmp="$WHL.partial"
     rm -rf "$tmp"
     mkdir -p "$tmp"
     local common=(--no-deps --only-binary=:all: --python-version "$pyver" -d "$tmp" -q
