@@ -93,9 +93,9 @@ run() {
         || die "no wheels in .whl/: run 'tools/gpu_check.sh prepare' on a machine with the package index first, and carry .whl"
     local out="${OUT:-$ROOT/results}"
     mkdir -p "$out"
-    local site
-    site="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"
-    trap 'rm -rf "$site"' EXIT
+    SITE="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"  # global: the EXIT trap reads it
+    trap 'rm -rf "$SITE"' EXIT
+    local site="$SITE"
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
         --disable-pip-version-check --target "$site/lib" "$WHL"/*.whl
     # DVC without git or pygit2: every repository it opens is treated as having no SCM
