@@ -66,3 +66,22 @@ def test_prepare_refuses_a_malformed_python_version(tmp_path):
     prep = subprocess.run(["bash", str(SCRIPT), "prepare", "--python-version", "312"],
                           env=_env(GPU_CHECK_WHL=str(tmp_path / "w")), capture_output=True, text=True)
     assert prep.returncode == 2 and "like 3.12" in prep.stderr and not (tmp_path / "w").exists()
+
+
+def test_dependencies_are_ranges_and_ci_pins_every_wheel():
+    """pyproject.toml: ranges with the lent machine's releases as floors (a cluster's own torch
+    must satisfy them as it is); exact versions only in .ci/constraints.txt, which also pins
+    every wheel the check carries (prepare reads them there)."""
+    import re
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in deps if "==" in d]
+    assert "torch>=2.11" in deps and "torchvision>=0.26" in deps
+    norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()  # noqa: E731
+    pins = {norm(l.split("==")[0]) for l in (REPO / ".ci/constraints.txt").read_text().splitlines()
+            if "==" in l and not l.startswith("#")}
+    wheels = [l.split()[0] for l in (REPO / "tools/gpu_check_wheels.txt").read_text().splitlines()
+              if l.strip() and not l.startswith("#")]
+    assert {"torch", "torchvision"} <= pins and not [w for w in wheels if norm(w) not in pins]
+    assert "-c .ci/constraints.txt" in (REPO / ".ci/run").read_text()

@@ -96,12 +96,16 @@ run() {
     SITE="$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")"  # global: the EXIT trap reads it
     trap 'rm -rf "$SITE"' EXIT
     local site="$SITE"
+    local pyver
+    pyver="$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-        --disable-pip-version-check --target "$site/lib" "$WHL"/*.whl
+        --disable-pip-version-check --target "$site/lib" "$WHL"/*.whl \
+        || die "installing .whl/ failed: prepared for another Python? This one is $pyver: run 'tools/gpu_check.sh prepare --python-version $pyver'"
     # DVC without git or pygit2: every repository it opens is treated as having no SCM
     mkdir -p "$site/dvc_global"
     printf '[core]\n    no_scm = true\n    analytics = false\n' > "$site/dvc_global/config"
     export DVC_GLOBAL_CONFIG_DIR="$site/dvc_global" DVC_NO_ANALYTICS=1 PYTHONUNBUFFERED=1
+    export REPRO_PROGRESS="${REPRO_PROGRESS:-0}"  # the log: one line per step, no bars
     export PYTHONPATH="$ROOT:$site/lib${PYTHONPATH:+:$PYTHONPATH}"
     cd "$ROOT"
     set +e
