@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
 from repro.bench import cli, features, format, gpu, projection, svm
+from repro.errors import ReproError
 
 from conftest import REPO
 
@@ -145,3 +147,22 @@ def test_gpu_check_reports_a_failed_step(tmp_path, monkeypatch, capsys):
     assert exit_.value.code != 0 and "step(s) failed: ddp" in capsys.readouterr().err
     rec = json.loads((tmp_path / "b.json").read_text())["steps"]
     assert "ZeroDivisionError" in rec["ddp"]["error"] and "error" not in rec["dry_run"]
+
+
+def test_a_boxed_pipeline_command_is_killed_with_its_children(tmp_path):
+    """`dvc repro`'s stages are its children: past the box, the whole process group goes."""
+    from repro.scratch import _run
+
+    cmd = ["bash", "-c", "sleep 60 & echo $! > child.pid; wait"]
+    t = time.perf_counter()
+    with pytest.raises(ReproError, match="did not finish within 1 s"):
+        _run(cmd, tmp_path, {}, timeout=1)
+    assert time.perf_counter() - t < 10
+    pid = int((tmp_path / "child.pid").read_text())
+    for _ in range(50):  # killed: gone, or a zombie until its new parent reaps it
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "\nState:\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the child {pid} outlived the box")
