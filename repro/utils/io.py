@@ -118,6 +118,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _content_digest(numbers_text: str, sibling: dict[str, Any]) -> str:
+    """The digest of everything the report reads of a metrics pair: the numbers, every field of
+    every cell, and who wrote them (the sibling's own digests aside)."""
+    body = {k: v for k, v in sibling.items() if not k.endswith("_sha256")}
+    return _digest(numbers_text + json.dumps(body, sort_keys=True, allow_nan=False))
+
+
 def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]],
                   written_by: dict[str, Any] | None = None) -> None:
     """A metrics file pair (cell id -> cell, docs/CONVENTIONS.md): `path` gets the numbers,
@@ -138,6 +145,8 @@ def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]],
                "written_by": written_by or {},
                "cells": {cid: {k: v for k, v in cell.items() if k != "value"}
                          for cid, cell in metrics.items()}}
+    # default=str first: the digest is of what a reader will load back
+    sibling["content_sha256"] = _content_digest(numbers, json.loads(json.dumps(sibling, default=str)))
     # the sibling first: a numbers file never exists without the metadata it was written with
     with atomic_path(cells_path(path)) as tmp:
         tmp.write_text(json.dumps(sibling, indent=2, sort_keys=True, default=str,
@@ -169,6 +178,11 @@ def read_metrics_pair(numbers_text: str, cells_text: str | None, where: str,
     if doc.get("numbers_sha256") != _digest(numbers_text):
         raise ReproError(f"{where} and {sibling_where} do not belong together (the numbers "
                          "changed after the metadata was written); rerun the stage that writes them")
+    # absent in pairs written before it existed (older revisions --compare reads)
+    if "content_sha256" in doc and doc["content_sha256"] != _content_digest(numbers_text, doc):
+        raise ReproError(f"{where} and {sibling_where} were edited after the stage wrote them "
+                         "(their content_sha256 does not match what they hold); rerun the stage "
+                         "that writes them")
     extra = sorted(set(numbers) - set(doc["cells"]))
     if extra:
         raise ReproError(f"{where}: cells {extra} have no metadata in {sibling_where}")
