@@ -63,6 +63,14 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     return removed
 
 
+def _new_file_mode() -> int:
+    """The mode a new file gets under the process's umask (which can only be read by setting
+    it: it is set back at once, to a value no wider than the common 022 meanwhile)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
@@ -77,6 +85,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
     try:
+        # mkstemp makes the file 0600 whatever the umask, and the rename keeps that mode: give
+        # it the one open() would have given the target
+        os.chmod(tmp_path, _new_file_mode())
         _lock(fd)  # held until the file is renamed or removed
         yield tmp_path
         os.replace(tmp_path, path)
