@@ -10,7 +10,8 @@ stage depends on this stage's output, so `dvc repro` and `dvc exp run` run it fi
 at its error. It tracks the `experiments/` folder as a file dependency, not as params: DVC
 never fails to resolve that, so the check itself always gets to run; its one output is
 `persist` in dvc.yaml, so a failed check deletes nothing either. (`dvc repro -s STAGE` skips
-upstream stages by request, this one included.)
+upstream stages by request, this one included: there DVC's own message shows, and the stage's
+uncached output files survive because they are `persist` too.)
 
 The check is what each stage's `Stage.open` does, for every stage of dvc.yaml: params.yaml's
 shared keys, the profile, and each stage's section against its typed config. Sections no
