@@ -81,7 +81,11 @@ def check(params_path: Path = PARAMS_FILE, dvc_file: Path = DVC_FILE) -> dict[st
     sections = stage_sections(dvc_file)
     table = models()
     for section in sections:
-        load_section(table[section.split(".")[0]], section, params, params_path)
+        model = table.get(section.split(".")[0])
+        if model is None:  # a stage added to dvc.yaml without its config type here
+            raise ReproError(f"dvc.yaml has a stage reading section {section!r}, which "
+                             "repro.stages.check_config.models() does not know; add its config type")
+        load_section(model, section, params, params_path)
     unread = _unread(load_profile(params, params_path), sections)
     if unread:
         raise ReproError(
