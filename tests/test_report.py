@@ -30,10 +30,19 @@ from repro.report.build import (
 GOLDEN = Path(__file__).resolve().parent / "golden" / "report_smoke.md"
 
 
+def _runs(value, std, n_runs):
+    """Runs whose mean is `value` and whose standard deviation is `std` (the report derives
+    both from the runs and refuses a cell whose summaries disagree with them)."""
+    if n_runs < 2 or not std:
+        return [value] * n_runs
+    z = np.arange(n_runs) - (n_runs - 1) / 2
+    return [float(value + std * x) for x in z / z.std(ddof=1)]
+
+
 def _cell(value, compares_to, comparable=True, std=None, n_runs=1, unit="%", protocol=None,
           deviations=None):
     return {"value": value, "std": std, "n_runs": n_runs, "unit": unit,
-            "seeds": list(range(n_runs)), "runs": [value] * n_runs, "compares_to": compares_to,
+            "seeds": list(range(n_runs)), "runs": _runs(value, std, n_runs), "compares_to": compares_to,
             "comparable": comparable, "protocol": protocol or {}, "deviations": deviations or []}
 
 

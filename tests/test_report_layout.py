@@ -82,7 +82,7 @@ def test_figure_claim_check_and_heading_from_the_data(tmp_path, agreement, pixel
 
 def test_weak_judge_is_not_comparable(tmp_path):
     cells = _figure_cells(0.6, 0.2)
-    cells["fig7/attribute_classifier/accuracy"]["value"] = 0.5
+    cells["fig7/attribute_classifier/accuracy"].update(value=0.5, runs=[0.5])
     results = make_results(tmp_path, table3={**TABLE3, **cells})
     report = build_report(results / "metrics", results / "provenance", results / "figures")
     fig7 = next(e for e in report.figures if e.spec.id == "fig7")

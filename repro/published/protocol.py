@@ -89,12 +89,15 @@ class Protocol:
                 for name, want, got in (("source", row.source, source),
                                         ("variant", row.variant, variant)) if want != got]
 
-    def diff(self, kind: str, column: str, run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    def diff(self, kind: str | None, column: str, run: Mapping[str, Any],
+             stated_only: bool = False) -> list[dict[str, Any]]:
         """[{field, paper, run}] for every field that applies to (kind, column) and whose run
-        value differs from the paper's: empty when the cell followed the paper's protocol."""
+        value differs from the paper's: empty when the cell followed the paper's protocol.
+        `stated_only`: fields `run` does not state are skipped (the report re-deriving a
+        stored cell's diff) instead of refused (a stage must state every field)."""
         out = []
         for f in self.fields:
-            if not f.applies(kind, column):
+            if not f.applies(kind, column) or (stated_only and f.name not in run):
                 continue
             if f.name not in run:
                 raise ReproError(f"{self.table}: the run states no value of protocol field "

@@ -2,30 +2,33 @@
 
     python -m repro.report.drift --baseline results/baselines/smoke.json --metrics results/metrics
         [--tolerance-file tolerances.yaml] [--strict]
-    python -m repro.report.drift --update --baseline ... --metrics ... [--default-tol 0.0]
 
-Baseline file (JSON, written by --update, reviewed in git):
+Baseline file (JSON, written only by `python -m repro.report.smoke_gate --update`, which runs
+the smoke pipeline once per seed and records the platform; reviewed in git):
 
-    {"regenerate": "<the command that wrote it>",
-     "default_tol": 0.0,
-     "cells": {"<metrics file stem>/<cell id>": {"value": 3.1, "tol": 0.0}, ...}}
+    {"regenerate": "<the command that wrote it>", "seeds": [...], "reference_seed": 0,
+     "platform_id": "...", "k": 4.0, "rel_floor": 1e-6, "count_floor": 1.0,
+     "cells": {"<metrics file stem>/<cell id>": {"value": 3.1, "runs": [...], "std": ...,
+               "tol": ..., "basis": "seed spread"}, ...}}
 
 A cell drifts when |new - old| > tol (null and NaN equal only themselves). A baseline cell that
 is missing now is a failure; a new cell is a warning (a failure with --strict). Exit status: 0
 clean, 1 drift, 2 bad input.
 
+A baseline is read back only if it is what the gate wrote: each cell's value is its reference
+seed's run and its std and tol follow from its runs by the stored rule (`check_derived`), so a
+hand-edited value or tolerance is named as such instead of blamed on the run.
+
 Tolerances: `tol` of each baseline cell (absolute, in the cell's unit), unless the tolerance
 file (YAML or JSON: `{"<glob over cell keys>": tol}`, first matching pattern wins) matches the
-cell, which overrides it for the check. --update keeps the baseline's tol of existing cells;
-new cells get the tolerance file's match, else --default-tol (0.0: the smoke pipeline is
-meant to be bit-deterministic on CPU).
+cell, which overrides it for the check.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import shlex
 import statistics
 from dataclasses import dataclass
 from fnmatch import fnmatch
@@ -36,10 +39,11 @@ import yaml
 from tabulate import tabulate
 
 from repro.errors import ReproError, cli_errors
-from repro.report.inputs import parse_json, read_metrics_dir
-from repro.utils.io import write_json
+from repro.report.inputs import read_metrics_dir
 
 DRIFT, MISSING, NEW = "DRIFT", "MISSING", "NEW"
+# The one command that writes a baseline (repro.report.smoke_gate): seed runs and platform.
+REGENERATE = "python -m repro.report.smoke_gate --update"
 
 
 @dataclass
@@ -64,23 +68,76 @@ def current_values(metrics_dir: Path) -> dict[str, Any]:
             for cid, cell in cells.items()}
 
 
+def _restore(path: Path) -> str:
+    return (f"restore the committed one (git checkout -- {path}) or regenerate it: {REGENERATE} "
+            "(six smoke runs, about 35 minutes on 2 cores)")
+
+
 def read_baseline(path: Path) -> dict[str, Any]:
+    """A baseline as the gate wrote it; a missing, damaged or hand-edited one is refused with
+    the way back (git, or the command that writes baselines)."""
     path = Path(path)
     if not path.is_file():
-        raise ReproError(
-            f"baseline {path} not found; create it with `python -m repro.report.drift --update "
-            f"--baseline {path} --metrics <dir>`"
-        )
-    data = parse_json(path.read_text(), str(path))
+        raise ReproError(f"baseline {path} not found; {_restore(path)}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ReproError(f"baseline {path} is damaged (not valid JSON: {err}); "
+                         f"{_restore(path)}") from None
     cells = data.get("cells") if isinstance(data, dict) else None
     if not isinstance(cells, dict) or not all(
         isinstance(c, dict) and "value" in c for c in cells.values()
     ):
         raise ReproError(
             f"{path} is not a drift baseline: expected {{\"cells\": {{\"<file>/<cell id>\": "
-            f"{{\"value\": v, \"tol\": t}}}}}}; regenerate it with --update"
+            f"{{\"value\": v, \"tol\": t, ...}}}}}}; {_restore(path)}"
         )
+    edited = check_derived(data)
+    if edited:
+        raise ReproError(f"baseline {path} was edited by hand (its values must be the reference "
+                         f"seed's runs and its tolerances follow from the runs): "
+                         f"{'; '.join(edited[:5])}{' ...' if len(edited) > 5 else ''}; "
+                         f"{_restore(path)}")
     return data
+
+
+def _floor(basis: str, value: Any, rel_floor: float, count_floor: float) -> float:
+    """The least tolerance of a cell by its basis (see seeded_baseline)."""
+    return {"exact": 0.0, "count": count_floor}.get(basis, rel_floor * max(1.0, abs(value))
+                                                     if _is_num(value) else 0.0)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _is_num(a) and _is_num(b):
+        return _diff(a, b) <= 1e-12 * max(1.0, abs(a))
+    return a == b
+
+
+def check_derived(baseline: dict[str, Any]) -> list[str]:
+    """What of a seeded baseline (one with `seeds` and per-cell `runs`) disagrees with what
+    its runs give: each cell's value is the reference seed's run, its std their spread and its
+    tol k x std at least the basis's floor. [] when it is as the gate wrote it."""
+    seeds, ref = baseline.get("seeds"), baseline.get("reference_seed")
+    if not isinstance(seeds, list) or ref not in seeds:
+        return []  # not a seeded baseline: smoke_gate.load_baseline refuses it
+    i, k = seeds.index(ref), float(baseline.get("k", 0.0))
+    rel, count = float(baseline.get("rel_floor", 0.0)), float(baseline.get("count_floor", 1.0))
+    out = []
+    for key, cell in sorted(baseline["cells"].items()):
+        runs = cell.get("runs")
+        if not isinstance(runs, list) or len(runs) != len(seeds):
+            out.append(f"{key} has {len(runs) if isinstance(runs, list) else 'no'} runs for "
+                       f"{len(seeds)} seeds")
+            continue
+        if not _same(cell["value"], runs[i]):
+            out.append(f"{key} holds value {cell['value']!r}, its seed-{ref} run is {runs[i]!r}")
+            continue
+        floor = _floor(cell.get("basis", "exact"), runs[i], rel, count)
+        std, tol = seed_tolerance(runs, k, floor)
+        if not (_same(cell.get("std"), std) and _same(cell.get("tol"), tol)):
+            out.append(f"{key} holds std {cell.get('std')!r} and tol {cell.get('tol')!r}, its "
+                       f"runs give {std!r} and {tol!r}")
+    return out
 
 
 def read_tolerances(path: Path | None) -> list[tuple[str, float]]:
@@ -191,33 +248,14 @@ def seeded_baseline(runs: dict[int, dict[str, Any]], reference_seed: int, k: flo
         if all(v is None for v in values):
             not_run.append(key)
             continue
-        if not _finite_numbers(values):
-            basis, floor = "exact", 0.0
-        elif key in count_cells:
-            basis, floor = "count", count_floor
-        else:
-            basis, floor = "seed spread", rel_floor * max(1.0, abs(ref[key]))
-        std, tol = seed_tolerance(values, k, floor)
+        basis = ("exact" if not _finite_numbers(values) else
+                 "count" if key in count_cells else "seed spread")
+        std, tol = seed_tolerance(values, k, _floor(basis, ref[key], rel_floor, count_floor))
         cells[key] = {"value": ref[key], "runs": values, "std": std, "tol": tol, "basis": basis}
     return {"regenerate": regenerate, "rule": rule, "k": k, "rel_floor": rel_floor,
             "count_floor": count_floor, "seeds": seeds, "reference_seed": reference_seed,
             "platform": platform, "platform_id": platform_id, "default_tol": 0.0,
             "cells": cells, "not_run": not_run}
-
-
-def updated_baseline(baseline: dict[str, Any] | None, current: dict[str, Any],
-                     tolerances: list[tuple[str, float]], default_tol: float,
-                     regenerate: str) -> dict[str, Any]:
-    old = (baseline or {}).get("cells", {})
-    cells = {}
-    for key in sorted(current):
-        if key in old and "tol" in old[key]:
-            tol = float(old[key]["tol"])
-        else:
-            matched = _match(key, tolerances)
-            tol = default_tol if matched is None else matched
-        cells[key] = {"value": current[key], "tol": tol}
-    return {"regenerate": regenerate, "default_tol": default_tol, "cells": cells}
 
 
 def _fmt(v: Any) -> str:
@@ -240,43 +278,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--metrics", type=Path, default=Path("results/metrics"))
     parser.add_argument("--tolerance-file", type=Path, default=None,
                         help="YAML/JSON {'<glob over file/cell keys>': tol}; overrides the "
-                             "baseline's tol when checking, seeds new cells' tol on --update")
+                             "baseline's tol when checking")
     parser.add_argument("--strict", action="store_true", help="new cells fail too")
-    parser.add_argument("--update", action="store_true",
-                        help="rewrite the baseline from --metrics instead of checking")
-    parser.add_argument("--default-tol", type=float, default=0.0,
-                        help="tolerance of cells new to the baseline on --update (default 0.0)")
+    parser.add_argument("--update", action="store_true", help=f"refused: use {REGENERATE}")
     args = parser.parse_args(argv)
-    if args.default_tol < 0:
-        parser.error("--default-tol must be >= 0")
+    if args.update:
+        # One metrics folder holds neither the seed runs the tolerances come from nor the
+        # platform the exact comparison needs: a baseline written from it would be refused.
+        parser.error(f"--update cannot write a baseline from one metrics folder (it needs the "
+                     f"smoke pipeline's seed runs and this platform's fingerprint); run {REGENERATE}")
     return args
-
-
-def _regenerate_command(args: argparse.Namespace) -> str:
-    cmd = ["python", "-m", "repro.report.drift", "--update", "--baseline", str(args.baseline),
-           "--metrics", str(args.metrics)]
-    if args.tolerance_file:
-        cmd += ["--tolerance-file", str(args.tolerance_file)]
-    if args.default_tol:
-        cmd += ["--default-tol", repr(args.default_tol)]
-    return shlex.join(cmd)
 
 
 def run(args: argparse.Namespace) -> int:
     current = current_values(args.metrics)
-    tolerances = read_tolerances(args.tolerance_file)
-    if args.update:
-        old = read_baseline(args.baseline) if args.baseline.is_file() else None
-        new = updated_baseline(old, current, tolerances, args.default_tol,
-                               _regenerate_command(args))
-        write_json(args.baseline, new)
-        dropped = sorted(set((old or {}).get("cells", {})) - set(new["cells"]))
-        print(f"wrote {args.baseline}: {len(new['cells'])} cells"
-              + (f"; dropped {len(dropped)}: {', '.join(dropped)}" if dropped else ""))
-        return 0
     baseline = read_baseline(args.baseline)
-    return report(check(baseline, current, tolerances), baseline, len(current), args.strict,
-                  _regenerate_command(args))
+    return report(check(baseline, current, read_tolerances(args.tolerance_file)), baseline,
+                  len(current), args.strict, REGENERATE)
 
 
 def report(findings: list[Finding], baseline: dict[str, Any], n_current: int, strict: bool,

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repro.errors import ReproError
+from repro.report.derive import check_cell
 from repro.utils.finite import nonfinite
 from repro.utils.io import cells_path, is_numbers_file, read_metrics_pair
 
@@ -102,6 +103,8 @@ def parse_metrics(data: Any, where: str) -> dict[str, MeasuredCell]:
                 f"{where}: cell {cell_id!r} does not follow the metrics schema "
                 f"(docs/CONVENTIONS.md): {_problems(err)}"
             ) from None
+        # summaries recomputed from the facts: an edited cell is refused (repro.report.derive)
+        check_cell(cell_id, cells[cell_id], where)
     return cells
 
 

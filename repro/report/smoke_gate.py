@@ -53,7 +53,7 @@ from repro.train.config import TrainConfig
 from repro.utils.io import write_json
 from repro.utils.platform import fingerprint, fingerprint_id
 
-REGENERATE = "python -m repro.report.smoke_gate --update"
+REGENERATE = drift.REGENERATE
 REDERIVE = "python -m repro.report.smoke_gate --rederive"
 PROFILE = "smoke"
 SEEDS = (0, 1, 2, 3, 4, 5)
@@ -204,13 +204,33 @@ def rederive(repo: Path, force: bool = False) -> int:
                    **dict.fromkeys(old.get("not_run", []))}
             for i, seed in enumerate(old["seeds"])}
     return _write_baseline(repo, runs, old["reference_seed"], old["units"], old["platform"],
-                           old["platform_id"], force,
+                           old["platform_id"], force, old=old,
                            rederived=f"{REDERIVE} (the runs are those of `{REGENERATE}`)")
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """One line per thing `new` changes in `old` (cells' value, std, tol, basis; cells added
+    or dropped; the rule, the verdicts, the unsharp list): what --rederive prints."""
+    out = []
+    for key in sorted(set(old["cells"]) | set(new["cells"])):
+        a, b = old["cells"].get(key), new["cells"].get(key)
+        if a is None or b is None:
+            out.append(f"{key}: {'added' if a is None else 'dropped'}")
+            continue
+        moved = [f"{f} {a.get(f)!r} -> {b.get(f)!r}" for f in ("value", "std", "tol", "basis")
+                 if a.get(f) != b.get(f)]
+        if moved:
+            out.append(f"{key}: {', '.join(moved)}")
+    for field in ("rule", "not_run", "verdicts", "unsharp"):
+        if old.get(field) != new.get(field):
+            out.append(f"{field}: {old.get(field)!r} -> {new.get(field)!r}")
+    return out
 
 
 def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed: int,
                     units: dict[str, str], fp: dict[str, Any], fp_id: str, force: bool,
-                    **extra: Any) -> int:
+                    old: dict[str, Any] | None = None, **extra: Any) -> int:
+    """Derive and write the baseline; `old`: the one it replaces, whose changes are listed."""
     path = baseline_path(repo)
     counts = frozenset(k for k, unit in units.items() if unit in COUNT_UNITS)
     baseline = drift.seeded_baseline(runs, reference_seed, K, REL_FLOOR, RULE, fp, fp_id,
@@ -230,6 +250,12 @@ def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed:
     print(f"wrote {path}: {len(baseline['cells'])} cells from seeds {sorted(runs)} on "
           f"{fp['cpu_model']} ({fp_id})"
           + (f"; {len(problems)} cells above their sharpness cap" if problems else ""))
+    if old is not None:
+        changed = changes(old, baseline)
+        print(f"{len(changed)} change(s) to the baseline" + (":" if changed else
+              " (the rule gives the stored tolerances again)"))
+        for line in changed:
+            print(f"  {line}")
     return 0
 
 
@@ -261,9 +287,9 @@ def baseline_path(repo: Path) -> Path:
 def load_baseline(repo: Path) -> dict[str, Any]:
     path = baseline_path(repo)
     baseline = drift.read_baseline(path)
-    if "platform_id" not in baseline:
-        raise ReproError(f"{path} has no platform fingerprint (an old single-run baseline); "
-                         f"regenerate it: {REGENERATE}")
+    if "platform_id" not in baseline or "seeds" not in baseline:
+        raise ReproError(f"{path} has no platform fingerprint or seed runs (an old single-run "
+                         f"baseline); regenerate it: {REGENERATE}")
     return baseline
 
 

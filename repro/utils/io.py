@@ -63,6 +63,14 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     return removed
 
 
+def _new_file_mode() -> int:
+    """The mode a new file gets under the process's umask (which can only be read by setting
+    it: it is set back at once, to a value no wider than the common 022 meanwhile)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
@@ -77,6 +85,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp_path = Path(tmp)
     try:
+        # mkstemp makes the file 0600 whatever the umask, and the rename keeps that mode: give
+        # it the one open() would have given the target
+        os.chmod(tmp_path, _new_file_mode())
         _lock(fd)  # held until the file is renamed or removed
         yield tmp_path
         os.replace(tmp_path, path)
@@ -118,6 +129,13 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _content_digest(numbers_text: str, sibling: dict[str, Any]) -> str:
+    """The digest of everything the report reads of a metrics pair: the numbers, every field of
+    every cell, and who wrote them (the sibling's own digests aside)."""
+    body = {k: v for k, v in sibling.items() if not k.endswith("_sha256")}
+    return _digest(numbers_text + json.dumps(body, sort_keys=True, allow_nan=False))
+
+
 def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]],
                   written_by: dict[str, Any] | None = None) -> None:
     """A metrics file pair (cell id -> cell, docs/CONVENTIONS.md): `path` gets the numbers,
@@ -138,6 +156,8 @@ def write_metrics(path: str | Path, metrics: dict[str, dict[str, Any]],
                "written_by": written_by or {},
                "cells": {cid: {k: v for k, v in cell.items() if k != "value"}
                          for cid, cell in metrics.items()}}
+    # default=str first: the digest is of what a reader will load back
+    sibling["content_sha256"] = _content_digest(numbers, json.loads(json.dumps(sibling, default=str)))
     # the sibling first: a numbers file never exists without the metadata it was written with
     with atomic_path(cells_path(path)) as tmp:
         tmp.write_text(json.dumps(sibling, indent=2, sort_keys=True, default=str,
@@ -169,6 +189,11 @@ def read_metrics_pair(numbers_text: str, cells_text: str | None, where: str,
     if doc.get("numbers_sha256") != _digest(numbers_text):
         raise ReproError(f"{where} and {sibling_where} do not belong together (the numbers "
                          "changed after the metadata was written); rerun the stage that writes them")
+    # absent in pairs written before it existed (older revisions --compare reads)
+    if "content_sha256" in doc and doc["content_sha256"] != _content_digest(numbers_text, doc):
+        raise ReproError(f"{where} and {sibling_where} were edited after the stage wrote them "
+                         "(their content_sha256 does not match what they hold); rerun the stage "
+                         "that writes them")
     extra = sorted(set(numbers) - set(doc["cells"]))
     if extra:
         raise ReproError(f"{where}: cells {extra} have no metadata in {sibling_where}")
