@@ -129,3 +129,38 @@ def test_altered_content_is_refused_whatever_the_compression(tmp_path):
     with pytest.raises(ReproError, match="decompressed content has MD5 .* but the official MNIST "
                                          "t10k-labels-idx1-ubyte has 27ae3e4e"):
         load_dataset("mnist", "test", search=[str(tmp_path)], download=False, root="/nonexistent")
+
+
+# ---------------------------------------------------------------- images the protocol cannot use
+
+def save(path: Path, image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def test_image_below_the_protocol_size_is_refused_not_upscaled(tmp_path):
+    from PIL import Image
+
+    save(tmp_path / "faces" / "tiny.png", Image.new("RGB", (1, 1), (9, 9, 9)))
+    with pytest.raises(ReproError, match=r"tiny.png is 1x1, smaller than the protocol's 64x64"):
+        load_dataset("faces", "train", root=str(tmp_path))
+
+
+def test_16_bit_png_is_refused_not_whitened(tmp_path):
+    from PIL import Image
+
+    deep = Image.fromarray(np.full((70, 70), 1000, np.uint16))  # mode I;16: mid-grey in 16 bits
+    save(tmp_path / "faces" / "deep.png", deep)
+    with pytest.raises(ReproError, match=r"deep.png has more than 8 bits per channel \(PIL mode "
+                                         r"I;16\).*convert it to 8-bit"):
+        load_dataset("faces", "train", root=str(tmp_path))
+
+
+def test_absurdly_large_png_is_one_clear_error(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    Image.new("1", (20000, 20000)).save(folder / "bomb.png")  # ~50 KB on disk, 400 Mpixel
+    with pytest.raises(ReproError, match=r"bomb.png is too large to decode safely .*shrink it"):
+        load_dataset("faces", "train", root=str(tmp_path))
