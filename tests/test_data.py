@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repro.data.base import ImageSet
-from repro.data.idx import parse_idx, read_idx
+from repro.data.idx import parse_idx, read_idx_content
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError
 from repro.registry import DATASETS
@@ -124,7 +124,7 @@ def test_truncated_gz_is_refused(tmp_path):
     with pytest.raises(ReproError, match="truncated or corrupt"):
         load_dataset("mnist", "test", search=[tmp_path], download=False)
     with pytest.raises(ReproError, match="truncated or corrupt"):
-        read_idx(path)  # no checksum: gzip's own check still refuses the cut file
+        read_idx_content(path)  # gzip's own check refuses the cut file
 
 
 def test_changed_content_is_refused(tmp_path):

@@ -76,18 +76,6 @@ def parse_idx(data: bytes, name: str = "idx data") -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def read_idx(path: str | Path, md5: str | None = None) -> np.ndarray:
-    """Read one idx file (.gz or plain). With `md5`, the file's checksum must match it."""
-    path = Path(path)
-    if md5 is not None:
-        actual = md5_file(path)
-        if actual != md5:
-            raise ReproError(
-                f"{path}: MD5 checksum mismatch (got {actual}, expected {md5}); the file is "
-                "truncated, corrupt or not the official release. Delete it and download it again.")
-    return parse_idx(_read_bytes(path), str(path))
-
-
 def read_idx_content(path: str | Path) -> tuple[np.ndarray, str]:
     """One idx file (.gz or plain) -> (array, MD5 of its decompressed bytes): the content's
     identity, whatever compression carried it."""
