@@ -60,6 +60,10 @@ def load_factory(spec: str) -> Callable[..., Any]:
         obj = importlib.import_module(module)
     except ImportError as err:
         raise ReproError(f"cannot import {module!r} ({err}); is it on PYTHONPATH?") from None
+    except Exception as err:  # the user's module failed while importing
+        detail = " ".join(str(err).split())[:300]
+        raise ReproError(f"importing {module!r} raised {type(err).__name__}: {detail}; fix the "
+                         "module so it imports cleanly") from None
     for part in name.split("."):
         if not hasattr(obj, part):
             raise ReproError(f"{module} has no {name!r}")

@@ -187,3 +187,13 @@ def test_probe_image_size_the_model_cannot_take_is_one_error():
                                          "--image-size and --channels"):
         Probed(model, ["main.1", "main.4"], pixel_range="tanh", image_size=8, channels=3,
                what="toy", data_source="none")
+
+
+def test_probe_module_that_fails_on_import_is_one_error(tmp_path, monkeypatch):
+    from repro.probe import build
+
+    (tmp_path / "broken_netd.py").write_text("raise RuntimeError('CUDA not available')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ReproError, match=r"importing 'broken_netd' raised RuntimeError: CUDA not "
+                                         "available; fix the module"):
+        build("broken_netd:make", None)
