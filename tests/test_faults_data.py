@@ -57,6 +57,15 @@ def test_cifar_and_svhn_downloads_time_out(silent_server, tmp_path, monkeypatch)
     assert not (tmp_path / "cifar-10-python.tar.gz").exists()
 
 
+def test_celeba_download_failure_names_the_drive_files(silent_server, tmp_path):
+    from torchvision.datasets import CelebA
+
+    fid, md5, _ = CelebA.file_list[0]  # Google Drive through gdown (absent here, or unreachable)
+    with pytest.raises(ReproError, match=rf"could not download CelebA: 2 tries.*https://drive.google"
+                                         rf".com/uc\?id={fid} \(md5 {md5}\).* into {tmp_path / 'celeba'}"):
+        load_dataset("celeba", "train", root=str(tmp_path), download=True)
+
+
 def test_authors_checkpoint_fetch_times_out(silent_server, tmp_path):
     from repro.models import authors_svhn as A
 
