@@ -40,6 +40,7 @@ from torch import nn
 from repro.config import DataParams, Params, PROFILES_DIR, Section, validate
 from repro.errors import ReproError, cli_errors
 from repro.models.base import Variant, VariantSpec
+from repro.models.checkpoint import load_weights_file
 from repro.published import load_published, load_tables
 from repro.published.protocol import RAW, get_protocol
 from repro.stages.common import Stage
@@ -59,6 +60,10 @@ def load_factory(spec: str) -> Callable[..., Any]:
         obj = importlib.import_module(module)
     except ImportError as err:
         raise ReproError(f"cannot import {module!r} ({err}); is it on PYTHONPATH?") from None
+    except Exception as err:  # the user's module failed while importing
+        detail = " ".join(str(err).split())[:300]
+        raise ReproError(f"importing {module!r} raised {type(err).__name__}: {detail}; fix the "
+                         "module so it imports cleanly") from None
     for part in name.split("."):
         if not hasattr(obj, part):
             raise ReproError(f"{module} has no {name!r}")
@@ -69,16 +74,20 @@ def load_factory(spec: str) -> Callable[..., Any]:
 
 
 def build(spec: str, weights: Path | None) -> nn.Module:
-    model = load_factory(spec)()
+    factory = load_factory(spec)
+    try:
+        model = factory()
+    except Exception as err:  # the user's code: any failure is theirs, said in one line
+        detail = " ".join(str(err).split())[:300]
+        raise ReproError(f"{spec}() raised {type(err).__name__}: {detail}; the factory must "
+                         "build the model when called with no arguments") from None
     if not isinstance(model, nn.Module):
         raise ReproError(f"{spec}() returned a {type(model).__name__}, not a torch nn.Module")
     if weights is not None:
         if not Path(weights).is_file():
             raise ReproError(f"--weights {weights} not found")
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unpickling failure is the user's file
-            raise ReproError(f"{weights} is not a weights-only state dict ({err})") from None
+        state = load_weights_file(weights, "--weights", "save the model's state dict (torch.save("
+                                  "model.state_dict(), FILE)) and pass that file")
         if isinstance(state, nn.Module) or not isinstance(state, dict):
             raise ReproError(f"{weights} must hold a state dict (model.state_dict())")
         try:
@@ -107,8 +116,14 @@ class Probed(nn.Module):
         self.layers = [modules[n] for n in layers]
         self.pixel_range, self.what, self.data_source = pixel_range, what, data_source
         self.image_size, self.channels = image_size, channels
-        with torch.no_grad():
-            outs = self._pooled(torch.zeros(2, channels, image_size, image_size), raw=True)
+        try:
+            with torch.no_grad():
+                outs = self._pooled(torch.zeros(2, channels, image_size, image_size), raw=True)
+        except (RuntimeError, ValueError, TypeError) as err:
+            detail = " ".join(str(err).split())[:300]
+            raise ReproError(f"the model fails on a ({channels}, {image_size}, {image_size}) input "
+                             f"({type(err).__name__}: {detail}); set --image-size and --channels "
+                             "to the input size it takes") from None
         for name, o in zip(self.names, outs):
             if o.dim() != 4:
                 raise ReproError(f"layer {name} outputs shape {tuple(o.shape)}, not (B, C, H, W); "
@@ -201,6 +216,16 @@ def _report(table: str, metrics: dict[str, dict], path: Path, header: str) -> No
         tmp.write_text("\n".join(lines) + "\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m repro.probe", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,11 +241,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--name", default="yours", help="the row id of your model in the cells")
     ap.add_argument("--pixel-range", choices=("tanh", "sigmoid"), default="tanh",
                     help="the model's image range: [-1, 1] (the paper's) or [0, 1]")
-    ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--channels", type=int, default=None, help="default: 3 (D), 1 (G)")
-    ap.add_argument("--z-dim", type=int, default=100)
+    ap.add_argument("--image-size", type=_positive, default=32)
+    ap.add_argument("--channels", type=_positive, default=None, help="default: 3 (D), 1 (G)")
+    ap.add_argument("--z-dim", type=_positive, default=100)
     ap.add_argument("--z-dist", choices=("uniform", "normal"), default="uniform")
-    ap.add_argument("--n-classes", type=int, default=10)
+    ap.add_argument("--n-classes", type=_positive, default=10)
     ap.add_argument("--pretraining-data", default="unknown",
                     help="what the model was trained on (a registered dataset name, e.g. "
                          "imagenet32 for Table 1's protocol)")

@@ -96,7 +96,9 @@ def test_corrupt_or_missing_file_is_refused(tmp_path):
         A.load_authors_svhn(tmp_path / "nowhere")
 
 
-def test_fetch_reports_network_failure(tmp_path):
-    with pytest.raises(ReproError, match="cannot download"):
-        A.fetch_authors_svhn(tmp_path / "dl", url_base="http://127.0.0.1:9/", timeout=2)
+def test_fetch_reports_network_failure(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_NET_TIMEOUT", "2")
+    monkeypatch.setenv("REPRO_NET_TRIES", "1")
+    with pytest.raises(ReproError, match="could not download .*127.0.0.1:9/200_discrim"):
+        A.fetch_authors_svhn(tmp_path / "dl", url_base="http://127.0.0.1:9/")
     assert not any((tmp_path / "dl").glob("*.part"))

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from repro.data.base import ImageSet
-from repro.data.idx import parse_idx, read_idx
+from repro.data.idx import parse_idx, read_idx_content
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError
 from repro.registry import DATASETS
@@ -121,18 +121,19 @@ def test_truncated_gz_is_refused(tmp_path):
     copy_test_files(tmp_path)
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:500_000])
-    with pytest.raises(ReproError, match="MD5 checksum mismatch"):
+    with pytest.raises(ReproError, match="truncated or corrupt"):
         load_dataset("mnist", "test", search=[tmp_path], download=False)
     with pytest.raises(ReproError, match="truncated or corrupt"):
-        read_idx(path)  # no checksum: gzip's own check still refuses the cut file
+        read_idx_content(path)  # gzip's own check refuses the cut file
 
 
-def test_md5_mismatch_is_refused(tmp_path):
+def test_changed_content_is_refused(tmp_path):
     copy_test_files(tmp_path)
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
-    content = gzip.decompress(path.read_bytes())
-    path.write_bytes(gzip.compress(content, mtime=0))  # same content, different bytes
-    with pytest.raises(ReproError, match="MD5 checksum mismatch"):
+    content = bytearray(gzip.decompress(path.read_bytes()))
+    content[-1] = (content[-1] + 1) % 10  # a valid idx file, not the official one
+    path.write_bytes(gzip.compress(bytes(content), mtime=0))
+    with pytest.raises(ReproError, match="content has MD5"):
         load_dataset("mnist", "test", search=[tmp_path], download=False)
 
 
@@ -154,37 +155,48 @@ def test_offline_missing_names_files(tmp_path):
 
 
 def test_mnist_train_valid_split_and_plain_files(tmp_path):
+    import hashlib
+
+    from repro.data.real import MNIST, IdxDataset
+
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
     index = np.arange(60000)
     images = np.zeros((60000, 28, 28), np.uint8)
     images[:, 0, 0], images[:, 0, 1] = index % 256, index // 256  # each image knows its row
-    (raw / "train-images-idx3-ubyte").write_bytes(idx_bytes(images))
-    (raw / "train-labels-idx1-ubyte").write_bytes(idx_bytes(index % 10))
+    files = {"train-images-idx3-ubyte": idx_bytes(images), "train-labels-idx1-ubyte": idx_bytes(index % 10)}
+    for name, content in files.items():
+        (raw / name).write_bytes(content)
+    # made-up files: a dataset pinned to their content stands in for MNIST's split logic
+    pins = {name: hashlib.md5(content).hexdigest() for name, content in files.items()}
+    mnist = IdxDataset(MNIST.spec, "MNIST", "MNIST", MNIST.split_files, pins)
 
     def rows(data):
         return (data.images[:, 0, 0, 0].long() + 256 * data.images[:, 0, 0, 1].long()).tolist()
 
-    train = load_dataset("mnist", "train", root=str(tmp_path), download=False)
-    valid = load_dataset("mnist", "valid", root=str(tmp_path), download=False)
+    train = mnist.load("train", root=str(tmp_path), download=False)
+    valid = mnist.load("valid", root=str(tmp_path), download=False)
     assert rows(train) == list(range(50000)) and rows(valid) == list(range(50000, 60000))
-    assert "no pinned MD5" in train.source and "[:50000]" in train.source
-    small = load_dataset("mnist", "valid", root=str(tmp_path), download=False, max_images=20)
-    larger = load_dataset("mnist", "valid", root=str(tmp_path), download=False, max_images=40)
+    assert "md5-verified" in train.source and "[:50000]" in train.source
+    small = mnist.load("valid", root=str(tmp_path), download=False, max_images=20)
+    larger = mnist.load("valid", root=str(tmp_path), download=False, max_images=40)
     assert set(rows(small)) <= set(rows(larger)) and rows(small) == sorted(rows(small))
+    with pytest.raises(ReproError, match="not the official release"):  # the real MNIST refuses them
+        load_dataset("mnist", "train", root=str(tmp_path), download=False)
 
 
-def test_recompressed_copy_accepted_only_from_system_folder(tmp_path):
+def test_recompressed_copy_accepted_from_any_folder(tmp_path):
     from repro.data.real import DEBIAN_FASHION_MNIST, IdxDataset, MNIST
 
     copy_test_files(tmp_path)
     for path in tmp_path.glob("*.gz"):  # what Debian did: same content, re-gzipped
         path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes()), mtime=1))
-    debian_like = IdxDataset(MNIST.spec, "MNIST", "MNIST", MNIST.split_files, system_folders=[str(tmp_path)])
+    debian_like = IdxDataset(MNIST.spec, "MNIST", "MNIST", MNIST.split_files, MNIST.content_md5s,
+                             system_folders=[str(tmp_path)])
     data = debian_like.load("test", root="/nonexistent", download=False)
     assert len(data) == 10000 and "Debian" in data.source
-    with pytest.raises(ReproError, match="MD5"):
-        MNIST.load("test", root="/nonexistent", download=False, search=[str(tmp_path)])
+    data = MNIST.load("test", root="/nonexistent", download=False, search=[str(tmp_path)])
+    assert len(data) == 10000 and "md5-verified" in data.source
     assert DEBIAN_FASHION_MNIST == "/usr/share/datasets/fashion-mnist"
 
 

@@ -83,9 +83,18 @@ def list_class_folder(folder: Path) -> tuple[list[Path], list[int], list[str]]:
     return paths, labels, classes
 
 
-def _to_square(img, size: int, pre_crop: int | None):
+# Modes holding more than 8 bits per channel: PIL's convert("RGB") clips them (a 16-bit PNG
+# comes out white), and the protocol's images are 8-bit, so they are refused by name.
+_DEEP_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _to_square(img, size: int, pre_crop: int | None, where: str):
     from PIL import Image
 
+    if img.mode in _DEEP_MODES:
+        raise ReproError(f"image {where} has more than 8 bits per channel (PIL mode {img.mode}); "
+                         "the protocol's images are 8-bit: convert it to 8-bit RGB (e.g. "
+                         "`convert in.png -depth 8 out.png`) or remove it")
     if img.mode != "RGB":
         img = img.convert("RGB")
     w, h = img.size
@@ -93,6 +102,10 @@ def _to_square(img, size: int, pre_crop: int | None):
         side = min(pre_crop, w, h)
     else:  # min-side resize + centre crop == centre square crop, then resize
         side = min(w, h)
+    if side < size:  # upscaling would invent the detail the protocol's images have
+        raise ReproError(f"image {where} is {w}x{h}, smaller than the protocol's {size}x{size} "
+                         f"crop; supply images at least {size} pixels on the short side, or "
+                         "remove it")
     left, top = (w - side) // 2, (h - side) // 2
     img = img.crop((left, top, left + side, top + side))
     if side != size:
@@ -104,13 +117,16 @@ def decode_image(data: bytes | Path, size: int, pre_crop: int | None = None) -> 
     """One encoded image (path or bytes) -> (size, size, 3) uint8, centre-cropped square."""
     from PIL import Image, UnidentifiedImageError
 
+    where = "an lmdb record" if isinstance(data, bytes) else str(data)
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             if pre_crop is None and img.format == "JPEG":
                 img.draft("RGB", (size, size))  # DCT-domain downscale: much faster decoding
-            return _to_square(img, size, pre_crop)
+            return _to_square(img, size, pre_crop, where)
+    except Image.DecompressionBombError as err:
+        raise ReproError(f"image {where} is too large to decode safely ({err}); no photo the "
+                         "protocol needs is that big: shrink it or remove it") from None
     except (UnidentifiedImageError, OSError, ValueError) as err:
-        where = "an lmdb record" if isinstance(data, bytes) else str(data)
         raise ReproError(f"cannot decode image {where}: {err}; remove or replace it") from None
 
 

@@ -3,7 +3,8 @@
 An idx file is a 4-byte magic (two zero bytes, a dtype code, the number of dimensions), one
 big-endian uint32 per dimension, then the values. A truncated download or a wrong file must
 stop the run with a clear message, never reach training as garbage, so every read checks the
-magic, that the byte count equals the header's shape and (for .gz) the gzip trailer's CRC.
+magic, that the byte count equals the header's shape and (for .gz) the gzip trailer's CRC;
+a dataset's files are then identified by the MD5 of their decompressed bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import struct
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -75,16 +76,11 @@ def parse_idx(data: bytes, name: str = "idx data") -> np.ndarray:
     return array.astype(dtype.newbyteorder("="), copy=True)
 
 
-def read_idx(path: str | Path, md5: str | None = None) -> np.ndarray:
-    """Read one idx file (.gz or plain). With `md5`, the file's checksum must match it."""
-    path = Path(path)
-    if md5 is not None:
-        actual = md5_file(path)
-        if actual != md5:
-            raise ReproError(
-                f"{path}: MD5 checksum mismatch (got {actual}, expected {md5}); the file is "
-                "truncated, corrupt or not the official release. Delete it and download it again.")
-    return parse_idx(_read_bytes(path), str(path))
+def read_idx_content(path: str | Path) -> tuple[np.ndarray, str]:
+    """One idx file (.gz or plain) -> (array, MD5 of its decompressed bytes): the content's
+    identity, whatever compression carried it."""
+    data = _read_bytes(Path(path))
+    return parse_idx(data, str(path)), hashlib.md5(data).hexdigest()
 
 
 def find_file(names: Sequence[str], folders: Sequence[str | Path]) -> Path | None:
@@ -97,23 +93,33 @@ def find_file(names: Sequence[str], folders: Sequence[str | Path]) -> Path | Non
     return None
 
 
-def read_idx_pair(images_path: Path, labels_path: Path, *, md5s: dict[str, str],
-                  count: int, n_classes: int, size: int = 28,
-                  trusted_recompressed: bool = False) -> tuple[torch.Tensor, torch.Tensor, str]:
+def read_idx_pair(images_path: Path, labels_path: Path, *, content_md5s: dict[str, str],
+                  identify: Callable[[str], str | None], title: str, count: int, n_classes: int,
+                  size: int = 28) -> tuple[torch.Tensor, torch.Tensor, str]:
     """One images/labels idx pair -> ((N, 1, size, size) uint8, (N,) int64, how it was checked).
 
-    A .gz whose name has a pinned MD5 (`md5s`, taken from torchvision) must match it. Plain
-    (decompressed) files have no pinned checksum; they, and re-compressed copies we know of
-    (`trusted_recompressed`: Debian re-gzips Fashion-MNIST, so its bytes differ from the
-    upstream .gz while the content is the same), are checked by structure: idx header, exact
-    image count and shape, label range, and gzip's own CRC32.
+    Files are identified by content: the MD5 of the decompressed idx bytes must equal the
+    official one (`content_md5s`, by plain file name), so the same data gzipped another way
+    (Debian re-gzips Fashion-MNIST) or not compressed at all is accepted, and another dataset
+    under the same name (MNIST's files placed as Fashion-MNIST) is refused, named by
+    `identify` (content MD5 -> what the file is, or None).
     """
-    checks = []
     arrays = []
     for path in (images_path, labels_path):
-        pinned = md5s.get(path.name) if path.suffix == ".gz" and not trusted_recompressed else None
-        arrays.append(read_idx(path, pinned))
-        checks.append("md5-verified" if pinned else "structure-checked")
+        array, digest = read_idx_content(path)
+        name = path.name.removesuffix(".gz")
+        want = content_md5s.get(name)
+        if digest != want:
+            other = identify(digest)
+            if other is not None:
+                raise ReproError(
+                    f"{path} is {other}, not {title}'s {name}: a wrong dataset under the right "
+                    f"name. Remove it and put the official {title} file there.")
+            raise ReproError(
+                f"{path}: decompressed content has MD5 {digest}, but the official {title} {name} "
+                f"has {want}; the file is corrupt, altered or not the official release. Delete "
+                "it and download it again.")
+        arrays.append(array)
     images, labels = arrays
     if images.dtype != np.uint8 or images.shape != (count, size, size):
         raise ReproError(f"{images_path}: expected {count} uint8 images of {size}x{size}, found "
@@ -122,9 +128,5 @@ def read_idx_pair(images_path: Path, labels_path: Path, *, md5s: dict[str, str],
         raise ReproError(f"{labels_path}: expected {count} labels, found shape {labels.shape}")
     if labels.min() < 0 or labels.max() >= n_classes:
         raise ReproError(f"{labels_path}: labels outside 0..{n_classes - 1}; wrong or corrupt file")
-    how = "md5-verified" if set(checks) == {"md5-verified"} else (
-        "structure-checked: idx header, sizes, label range" +
-        ("; Debian's re-gzipped copy, whose bytes differ from the pinned upstream MD5"
-         if trusted_recompressed else "; no pinned MD5 for uncompressed files"))
     return (torch.from_numpy(images).unsqueeze(1).contiguous(),
-            torch.from_numpy(labels.astype(np.int64)), how)
+            torch.from_numpy(labels.astype(np.int64)), "md5-verified")

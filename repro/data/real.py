@@ -2,9 +2,12 @@
 
 Online, torchvision's dataset classes download and MD5-verify the files (under `root`, in
 torchvision's own layout). Offline, files already on disk are used: for the idx sets (MNIST,
-Fashion-MNIST) each folder of `search` is tried first, then `<root>/<Class>/raw`. A missing,
-truncated or corrupt file raises a ReproError that names the files and where to put them;
-nothing is ever silently replaced by other data.
+Fashion-MNIST) each folder of `search` is tried first, then `<root>/<Class>/raw`. An idx file
+is identified by the MD5 of its decompressed content, so any compression of the right data is
+accepted and another dataset's files under the same names are refused. Downloads have a
+timeout and a bounded retry (repro.utils.fetch). A missing, truncated or corrupt file raises a
+ReproError that names the files and where to put them; nothing is ever silently replaced by
+other data.
 
 `max_images` takes a seeded uniform random subset of the split, kept in file order
 (`folders.subset_indices`); `seed` only picks that subset.
@@ -31,13 +34,34 @@ import torch
 from repro.data import supplied  # noqa: F401  (registers imagenet32, lsun_bedroom, celeba, faces)
 from repro.data.base import DatasetSpec, ImageSet
 from repro.data.folders import download_failed, finish
-from repro.data.idx import MissingData, find_file, md5_file, read_idx_pair
+from repro.data.idx import MissingData, find_file, read_idx_content, read_idx_pair
 from repro.errors import ReproError
 from repro.registry import DATASETS
+from repro.utils.fetch import retrying
 
 SVHN_VALID_SEED = 0
-IDX_SETS: list["IdxDataset"] = []  # every idx dataset defined below (they share file names)
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian package dataset-fashion-mnist
+
+# MD5s of the official decompressed idx files, the content's identity whatever compression
+# carries it (publication pins: the same values upstream's and torchvision's raw lists give).
+MNIST_CONTENT_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+FASHION_MNIST_CONTENT_MD5 = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+
+def identify_idx(digest: str) -> str | None:
+    """What an idx file with decompressed-content MD5 `digest` is, if it is a known file."""
+    return next((f"{d.title}'s {name}" for d in IDX_SETS
+                 for name, md5 in d.content_md5s.items() if md5 == digest), None)
 
 
 # ---------------------------------------------------------------- idx sets: MNIST, Fashion-MNIST
@@ -46,24 +70,25 @@ class IdxDataset:
     """A torchvision idx dataset: `splits` maps split -> (file prefix, slice of that file)."""
 
     def __init__(self, spec: DatasetSpec, tv_class: str, title: str,
-                 splits: dict[str, tuple[str, slice]], system_folders: Sequence[str] = (),
-                 classes: list[str] | None = None):
+                 splits: dict[str, tuple[str, slice]], content_md5s: dict[str, str],
+                 system_folders: Sequence[str] = (), classes: list[str] | None = None):
         self.spec, self.tv_class, self.title = spec, tv_class, title
+        self.content_md5s = content_md5s
         self.split_files, self.system_folders, self.classes = splits, tuple(system_folders), classes
-        IDX_SETS.append(self)
 
     def pinned_md5s(self) -> dict[str, str]:
         return dict(self._tv().resources)  # torchvision's MD5s of the published .gz files
 
     def _foreign(self, path: Path) -> str | None:
-        """The title of the other idx dataset `path` is a published file of, if any: MNIST and
-        Fashion-MNIST share file names, so a flat search folder may hold the other's files."""
-        if path.suffix != ".gz":
+        """What `path` is if it is another idx dataset's file: MNIST and Fashion-MNIST share
+        file names, so a flat search folder may hold the other's files."""
+        try:
+            _, digest = read_idx_content(path)
+        except ReproError:
+            return None  # unreadable: read_idx_pair says so when the folder is used
+        if digest in self.content_md5s.values():
             return None
-        digest = md5_file(path)
-        mine = set(self.pinned_md5s().values())
-        return next((d.title for d in IDX_SETS if d is not self and digest not in mine
-                     and digest in d.pinned_md5s().values()), None)
+        return identify_idx(digest)
 
     def _tv(self):
         import torchvision.datasets
@@ -88,18 +113,19 @@ class IdxDataset:
                 if all(found) and folder in map(str, search) and self._foreign(found[0]):
                     continue  # another dataset's files under the same names: not ours
                 if all(found):
-                    debian = folder in self.system_folders
                     images, labels, how = read_idx_pair(
-                        found[0], found[1], md5s=md5s, count=count,
-                        n_classes=self.spec.n_classes, trusted_recompressed=debian)
+                        found[0], found[1], content_md5s=self.content_md5s,
+                        identify=identify_idx, title=self.title, count=count,
+                        n_classes=self.spec.n_classes)
+                    debian = folder in self.system_folders
                     origin = "Debian package files" if debian else "official idx files"
                     return images, labels, f"{origin} in {folder}, {how}"
             if attempt == "downloaded" or not download:
                 break
-            try:  # torchvision downloads into <root>/<Class>/raw and checks each .gz's MD5
-                tv(root, train=prefix == "train", download=True)
-            except Exception as err:  # network / mirror failures come in many types
-                raise download_failed(f"{self.title}", err, self._missing_hint(names, raw, folders)) from None
+            # torchvision downloads into <root>/<Class>/raw and checks each .gz's MD5
+            retrying(lambda: tv(root, train=prefix == "train", download=True), self.title,
+                     [(tv.mirrors[0] + name, md5) for name, md5 in md5s.items()], raw,
+                     [raw / name for name in md5s] + [raw / name.removesuffix(".gz") for name in md5s])
             folders = [str(raw)]
         raise MissingData(f"{self.title} {prefix} files not found. " + self._missing_hint(names, raw, folders))
 
@@ -125,16 +151,17 @@ MNIST = DATASETS.register("mnist")(IdxDataset(
                 description="MNIST, the paper's 50k/10k/10k split of the official files"),
     "MNIST", "MNIST",
     {"train": ("train", slice(0, 50000)), "valid": ("train", slice(50000, None)),
-     "test": ("t10k", slice(None))}, classes=DIGITS))
+     "test": ("t10k", slice(None))}, MNIST_CONTENT_MD5, classes=DIGITS))
 
-DATASETS.register("fashion_mnist")(IdxDataset(
+FASHION_MNIST = DATASETS.register("fashion_mnist")(IdxDataset(
     DatasetSpec("fashion_mnist", 28, 1, 10, {"train": 60000, "test": 10000}, real=True,
                 description="Fashion-MNIST, official train/test (not used by the paper)"),
     "FashionMNIST", "Fashion-MNIST",
-    {"train": ("train", slice(None)), "test": ("t10k", slice(None))},
+    {"train": ("train", slice(None)), "test": ("t10k", slice(None))}, FASHION_MNIST_CONTENT_MD5,
     system_folders=[DEBIAN_FASHION_MNIST],
     classes=["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
              "sneaker", "bag", "ankle boot"]))
+IDX_SETS = [MNIST, FASHION_MNIST]  # the idx datasets (they share file names)
 
 
 # ---------------------------------------------------------------- mnist_5k (offline demo)
@@ -213,13 +240,17 @@ class Cifar10:
         where = (f"put {CIFAR10.filename} (from https://www.cs.toronto.edu/~kriz/cifar.html) or "
                  f"its extracted folder {CIFAR10.base_folder}/ in {root} (`data.root` in "
                  "params.yaml), or run online with download enabled")
-        try:
-            if folders:
-                ds, folder = CIFAR10(folders[0], train=split == "train", download=False), folders[0]
-            else:
-                ds, folder = CIFAR10(root, train=split == "train", download=download), root
-        except Exception as err:  # torchvision: RuntimeError (missing/corrupt), URLError, ...
-            raise download_failed("CIFAR-10", err, where) from None
+        if folders or not download:
+            folder = folders[0] if folders else root
+            try:
+                ds = CIFAR10(folder, train=split == "train", download=False)
+            except Exception as err:  # torchvision: RuntimeError (missing/corrupt), ...
+                raise download_failed("CIFAR-10", err, where) from None
+        else:
+            folder = root
+            ds = retrying(lambda: CIFAR10(root, train=split == "train", download=True), "CIFAR-10",
+                          [(CIFAR10.url, CIFAR10.tgz_md5)], root,
+                          [Path(root) / CIFAR10.filename, Path(root) / CIFAR10.base_folder])
         images = torch.from_numpy(ds.data).permute(0, 3, 1, 2)
         labels = torch.tensor(ds.targets, dtype=torch.int64)
         source = f"real CIFAR-10 {split} (torchvision files in {folder}, md5-verified)"
@@ -244,13 +275,16 @@ class Svhn:
         folders = [f for f in map(str, search) if (Path(f) / filename).is_file()]
         where = (f"put {filename} (from http://ufldl.stanford.edu/housenumbers/) in {home} "
                  "(`data.root` in params.yaml + /svhn), or run online with download enabled")
-        try:
-            if folders:
-                ds, folder = SVHN(folders[0], split=official, download=False), folders[0]
-            else:
-                ds, folder = SVHN(str(home), split=official, download=download), str(home)
-        except Exception as err:
-            raise download_failed(f"SVHN {official}", err, where) from None
+        if folders or not download:
+            folder = folders[0] if folders else str(home)
+            try:
+                ds = SVHN(folder, split=official, download=False)
+            except Exception as err:
+                raise download_failed(f"SVHN {official}", err, where) from None
+        else:
+            folder, (url, _, md5) = str(home), SVHN.split_list[official]
+            ds = retrying(lambda: SVHN(str(home), split=official, download=True),
+                          f"SVHN {official}", [(url, md5)], home, [home / filename])
         images = torch.from_numpy(np.ascontiguousarray(ds.data))  # (N, 3, 32, 32) uint8
         labels = torch.from_numpy(ds.labels.astype(np.int64))  # torchvision maps label 10 -> 0
         source = f"real SVHN {official} (torchvision files in {folder}, md5-verified)"

@@ -35,6 +35,7 @@ from repro.data.folders import (IMAGE_SUFFIXES, decode_many, download_failed, is
                                 read_lmdb, subset_indices)
 from repro.data.idx import MissingData, find_file
 from repro.registry import DATASETS
+from repro.utils.fetch import retrying
 
 
 def _folders(root: str, search: Sequence[str]) -> list[Path]:
@@ -176,9 +177,15 @@ def _celeba(split: str, root: str, search: Sequence[str], download: bool):
     found = [f for f in map(str, search) if (Path(f) / CelebA.base_folder / "img_align_celeba").is_dir()]
     base = found[0] if found else root
     files = ", ".join(name for _, _, name in CelebA.file_list)
+    home = Path(root) / CelebA.base_folder
+    if download and not found:  # Google Drive via gdown: timeout, bounded retry, one message
+        return retrying(lambda: CelebA(root, split=split, target_type="attr", download=True), "CelebA",
+                        [(f"https://drive.google.com/uc?id={fid}", md5) for fid, md5, _ in CelebA.file_list],
+                        home, [home / name for _, _, name in CelebA.file_list]
+                        + [home / "img_align_celeba"]), home
     try:
-        ds = CelebA(base, split=split, target_type="attr", download=download and not found)
-    except Exception as err:  # missing / corrupt files, Google Drive quota, no network
+        ds = CelebA(base, split=split, target_type="attr", download=False)
+    except Exception as err:  # missing / corrupt files
         raise download_failed("CelebA", err, (
             f"download {files} from the CelebA site's Google Drive by hand into "
             f"{Path(root) / CelebA.base_folder} and unzip img_align_celeba.zip there")) from None

@@ -35,6 +35,7 @@ from repro.errors import ReproError, cli_errors
 from repro.figures import nets
 from repro.figures.common import u8_to01
 from repro.figures.config import FiguresConfig
+from repro.models.checkpoint import load_weights_file
 from repro.train.shipped import MANIFEST, differing_keys, verify
 from repro.utils.io import torch_save, write_json
 from repro.utils.platform import fingerprint
@@ -161,13 +162,17 @@ def install(folder: Path, cfg: FiguresConfig, device: torch.device) -> dict[str,
         raise ReproError(f"{folder}'s judges were trained with other judge settings ({diff}); "
                          "make the figures section's settings equal the shipped ones, or drop "
                          "figures.shipped_judges to train the judges in the run")
-    state = torch.load(folder / WEIGHTS, map_location="cpu", weights_only=True)
+    state = load_weights_file(folder / WEIGHTS, "shipped judges file", "restore the folder "
+                              f"from git, or ship the judges again: {SHIP_COMMAND}")
+    if not isinstance(state, dict):
+        raise ReproError(f"{folder / WEIGHTS} holds a {type(state).__name__}, not the judges' "
+                         f"state dicts; restore the folder from git, or ship them again: {SHIP_COMMAND}")
     nets_ = {"window": _ensemble(_detector, cfg.judges),
              "attributes": _ensemble(_classifier(cfg), cfg.judges)}
     for key, net in nets_.items():
         try:
             net.load_state_dict(state[key])
-        except (KeyError, RuntimeError) as err:
+        except (KeyError, RuntimeError, TypeError, AttributeError) as err:
             raise ReproError(f"{folder / WEIGHTS} does not fit this code's {key} judge (the nets in "
                              f"repro/figures/nets.py changed since it was shipped: {str(err)[:200]}); "
                              f"ship them again: {SHIP_COMMAND}") from None

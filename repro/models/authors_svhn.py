@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import pickle
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +45,7 @@ from dataclasses import replace
 from repro.models.dcgan32 import SVHN32_SPEC, svhn32_discriminator, svhn32_generator
 from repro.models.layers import (ConvDiscriminator, ConvGenerator, FactoryVariant, batchnorms,
                                  use_batch_statistics)
+from repro.utils.fetch import download_file, retrying
 from repro.utils.safe_pickle import RefusedGlobal, RestrictedUnpickler
 
 URL_BASE = ("https://github.com/Newmu/dcgan_code/raw/master/models/"
@@ -155,30 +154,18 @@ def load_jl(path: str | Path) -> list[np.ndarray]:
     return [np.load(path.parent / name, allow_pickle=False) for name in read_jl_index(path)]
 
 
-def fetch_authors_svhn(dest: str | Path, url_base: str = URL_BASE, timeout: float = 60) -> Path:
+def fetch_authors_svhn(dest: str | Path, url_base: str = URL_BASE) -> Path:
     """Download the 20 checkpoint files into `dest`, md5-verified, and write MD5SUMS there.
-    Files already present with the right md5 are kept; nothing half-written is left behind."""
+    Files already present with the right md5 are kept; nothing half-written is left behind.
+    Each file has a timeout and a bounded retry (repro.utils.fetch)."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name, want in PINNED_MD5.items():
         target = dest / name
         if target.is_file() and md5(target) == want:
             continue
-        tmp = target.with_name(f".{name}.part")
-        try:
-            with urllib.request.urlopen(url_base + name, timeout=timeout) as resp, \
-                    open(tmp, "wb") as f:
-                while chunk := resp.read(1 << 20):
-                    f.write(chunk)
-        except (urllib.error.URLError, OSError) as err:
-            tmp.unlink(missing_ok=True)
-            raise ReproError(f"cannot download {url_base + name} ({err}); check the network "
-                             f"(or proxy) and retry, or copy the folder by hand") from None
-        if md5(tmp) != want:
-            tmp.unlink(missing_ok=True)
-            raise ReproError(f"downloaded {name} fails its md5 check (expected {want}); the "
-                             f"upstream file changed or the download was altered: do not use it")
-        tmp.replace(target)
+        retrying(lambda: download_file(url_base + name, target, want),
+                 f"the authors' SVHN checkpoint file {name}", [(url_base + name, want)], dest)
     sums = "".join(f"{h}  {n}\n" for n, h in PINNED_MD5.items())
     tmp = dest / ".MD5SUMS.part"
     tmp.write_text(sums)

@@ -23,9 +23,10 @@ from repro.config import Section
 from repro.data.base import to_uint8
 from repro.errors import ReproError, cli_errors
 from repro.models import authors_svhn as port
+from repro.models.checkpoint import save_checkpoint
 from repro.stages.common import Stage, path_args
 from repro.train.sampling import save_grid
-from repro.utils.io import torch_save, write_json
+from repro.utils.io import write_json
 from repro.utils.provenance import git_revision
 
 CHECKPOINT_NAME = "authors.pt"
@@ -82,7 +83,7 @@ def run(out: Path, figure: Path, provenance_dir: Path) -> None:
         return
     G, D = port.load_authors_svhn(folder)
     md5 = {name: port.md5(folder / name) for name in sorted(port.PINNED_MD5)}
-    torch_save({
+    save_checkpoint({
         "format": 1,
         "variant": port.SVHN32_AUTHORS.spec.name,
         "generator": G.state_dict(),

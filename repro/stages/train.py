@@ -25,13 +25,13 @@ from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.registry import MODELS
+from repro.models.checkpoint import save_checkpoint, write_folder_record
 from repro.stages.common import Stage
 from repro.train import distributed
 from repro.train.config import TrainConfig
 from repro.train.sampling import generate, save_grid
 from repro.train.shipped import install
 from repro.train.trainer import GANTrainer
-from repro.utils.io import torch_save
 
 DRY_RUN_STEPS = 3
 
@@ -66,6 +66,8 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
         return
     cfg = train_section(stage)
     rank = distributed.init_from_env(stage.device.type)  # 1 process unless under torchrun
+    if rank.is_main:
+        write_folder_record(out, name, cfg.variant, cfg.model_dump(mode="json"))
     variant = MODELS.get(cfg.variant)
     data_params = stage.params.data
     results = []
@@ -96,7 +98,7 @@ def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resum
                 _grid(trainer, out / "samples_epoch1.png", f"{name}: after 1 epoch")
                 # The one-epoch generator (Fig. 2's memorisation check reads it); not named
                 # seed*.pt, so consumers of final checkpoints never pick it up.
-                torch_save(trainer.state_dict(complete=False), out / f"epoch1_seed{seed}.pt")
+                save_checkpoint(trainer.state_dict(complete=False), out / f"epoch1_seed{seed}.pt")
 
         trainer = GANTrainer(cfg, data, stage.device, out / f"seed{seed}.pt",
                              extra={"profile": stage.profile, "dry_run": stage.dry_run,
@@ -124,6 +126,7 @@ def _install(stage: Stage, name: str, out: Path, live_dir: Path | None, provenan
         raise ReproError(f"train.{name}.shipped is set but no --shipped folder was given "
                          "(dvc.yaml passes paths.shipped)")
     manifest = install(shipped_dir / stage.section.shipped, stage.section, out, live_dir)
+    write_folder_record(out, name, stage.section.variant, stage.section.model_dump(mode="json"))
     print(f"train {name}: installed shipped checkpoint {stage.section.shipped} (trained by profile "
           f"{manifest['profile']} at git {str(manifest['git'].get('revision'))[:10]}, md5-verified)")
     stage.write_provenance(provenance_dir, variant=manifest["variant"], seeds=manifest["seeds"],

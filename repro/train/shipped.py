@@ -40,7 +40,8 @@ import torch
 
 from repro.data.idx import md5_file
 from repro.errors import ReproError, cli_errors
-from repro.utils.io import torch_save, write_json
+from repro.models.checkpoint import save_checkpoint
+from repro.utils.io import write_json
 
 MANIFEST = "manifest.json"
 # What a shipped checkpoint keeps: everything its consumers read, nothing needed to resume.
@@ -123,7 +124,7 @@ def ship(name: str, run: Path, out: Path, final_only: bool = False) -> dict[str,
         slim = {k: v for k, v in ckpt.items() if k not in DROPPED_KEYS}
         slim["shipped"] = {"name": name, "profile": prov["profile"], "git": ckpt["git"]}
         slim["deviations"] = list(ckpt.get("deviations", [])) + [shipped_note(slim)]
-        torch_save(slim, tmp / path.name)
+        save_checkpoint(slim, tmp / path.name)  # sealed again: its content changed
     for path in (p for g in COPIED_GLOBS for p in src.glob(g)):
         shutil.copy(path, tmp / path.name)
     if live.is_dir():

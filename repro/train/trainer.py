@@ -50,11 +50,10 @@ import torch.nn.functional as F
 
 from repro.data.base import ImageSet, to_float
 from repro.errors import ReproError
-from repro.models.checkpoint import load_checkpoint
+from repro.models.checkpoint import load_checkpoint, save_checkpoint
 from repro.registry import MODELS
 from repro.train import distributed
 from repro.train.config import TrainConfig
-from repro.utils.io import torch_save
 from repro.utils.progress import progress
 from repro.utils.provenance import git_revision
 from repro.utils.seed import generator, seed_everything
@@ -222,7 +221,7 @@ class GANTrainer:
 
     def save(self, complete: bool = False) -> None:
         if self.dist.is_main:  # rank 0 alone writes; all ranks hold the same weights
-            torch_save(self.state_dict(complete), self.checkpoint)
+            save_checkpoint(self.state_dict(complete), self.checkpoint)
 
     # -- training ------------------------------------------------------------------------
     def _bce(self, logits: torch.Tensor, target: float) -> torch.Tensor:
