@@ -19,7 +19,7 @@ from conftest import REPO
 from test_report import PROVENANCE, TABLE3, _cell, make_results
 
 # what the committed report is built from (results/checkpoints is not read)
-INPUTS = ("metrics", "provenance", "figures", "live", "bench.json")
+INPUTS = ("metrics", "provenance", "figures", "live", "bench.json", "table3_curve.json")
 
 
 def _committed_copy(tmp_path: Path) -> Path:
@@ -55,7 +55,7 @@ def test_help_describes_every_option(capsys):
     options = capsys.readouterr().out.split("options:")[1]
     entries = {e.split()[0]: " ".join(e.split()) for e in options.split("\n  -")[1:]}
     for option in ("--metrics", "--provenance", "--figures", "--live", "--out", "--format",
-                   "--bench", "--compare"):
+                   "--bench", "--curve", "--compare"):
         assert "(default: " in entries[option[1:]], option  # split off one leading dash
 
 
