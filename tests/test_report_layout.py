@@ -19,7 +19,8 @@ from conftest import REPO
 from test_report import PROVENANCE, TABLE3, _cell, make_results
 
 # what the committed report is built from (results/checkpoints is not read)
-INPUTS = ("metrics", "provenance", "figures", "live", "bench.json", "bench_gpu.json")
+INPUTS = ("metrics", "provenance", "figures", "live", "bench.json", "bench_gpu.json",
+          "table3_curve.json")
 
 
 def _committed_copy(tmp_path: Path) -> Path:
@@ -57,7 +58,7 @@ def test_help_describes_every_option(capsys):
     options = capsys.readouterr().out.split("options:")[1]
     entries = {e.split()[0]: " ".join(e.split()) for e in options.split("\n  -")[1:]}
     for option in ("--metrics", "--provenance", "--figures", "--live", "--out", "--format",
-                   "--bench", "--bench-gpu", "--compare"):
+                   "--bench", "--bench-gpu", "--curve", "--compare"):
         assert "(default: " in entries[option[1:]], option  # split off one leading dash
 
 

@@ -4,6 +4,7 @@
                            [--figures results/figures] [--live results/live] [--out reports]
                            [--format md|pdf|both] [--bench results/bench.json]
                            [--bench-gpu results/bench_gpu.json]
+                           [--curve results/table3_curve.json]
                            [--compare DIR_OR_GIT_REV]
 
 Missing inputs give "not run" sections; a malformed metrics or provenance file is an error
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="benchmark figures (`python -m repro.bench`), shown when present")
     parser.add_argument("--bench-gpu", type=Path, default=Path("results/bench_gpu.json"),
                         help="the GPU check's figures (`tools/gpu_check.sh run`), shown when present")
+    parser.add_argument("--curve", type=Path, default=Path("results/table3_curve.json"),
+                        help="Table 3's learning curve (`python -m repro.stages.table3_curve`), "
+                             "shown when present")
     parser.add_argument(
         "--compare", metavar="DIR_OR_REV", default=None,
         help="another run to compare with: a directory holding metrics/ (or a metrics dir), "
@@ -71,6 +75,18 @@ def draw_charts(report: Report, live: Path, out: Path) -> dict[str, Path]:
     return charts
 
 
+def _curve_section(path: Path | None, out: Path) -> str | None:
+    """Table 3's learning-curve section (its plot drawn under <out>/report_files), or None."""
+    from repro.report.curve import curve_markdown, curve_plot, read_curve
+
+    curve = read_curve(path) if path is not None else None
+    if curve is None:
+        return None
+    image = out / ASSETS / "table3_curve.png"
+    curve_plot(curve, image)
+    return curve_markdown(curve, image.relative_to(out).as_posix())
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     report = build_report(args.metrics, args.provenance, args.figures, args.live)
     comparison = compare_with(args.compare, args.metrics) if args.compare else None
@@ -85,11 +101,14 @@ def run(args: argparse.Namespace) -> list[Path]:
         from repro.bench.format import gpu_check_markdown
 
         gpu = gpu_check_markdown(args.bench_gpu).strip()
+    curve = _curve_section(args.curve, args.out)
     written = []
     if args.format in ("md", "both"):
         path = args.out / "report.md"
         with atomic_path(path) as tmp:
             text = render_markdown(report, args.out, charts, comparison)
+            if curve:
+                text += "\n" + curve
             if bench:
                 text += "\n## Benchmarks\n\n" + bench + "\n"
             if gpu:

@@ -46,6 +46,12 @@ def models() -> dict[str, type[BaseModel]]:
             "table1": Table1Config, "table2": Table2Config, "figures": FiguresConfig}
 
 
+def off_pipeline_models() -> dict[str, type[BaseModel]]:
+    """Sections read by commands outside dvc.yaml (optional in a profile, checked when there)."""
+    from repro.stages.table3_curve import CurveConfig
+    return {"table3_curve": CurveConfig}
+
+
 def stage_sections(dvc_file: Path = DVC_FILE) -> list[str]:
     """The profile sections the stages of `dvc_file` read (their `experiments/...` params),
     `foreach` items expanded: dvc.yaml is the one place that says which stage reads what."""
@@ -86,12 +92,16 @@ def check(params_path: Path = PARAMS_FILE, dvc_file: Path = DVC_FILE) -> dict[st
             raise ReproError(f"dvc.yaml has a stage reading section {section!r}, which "
                              "repro.stages.check_config.models() does not know; add its config type")
         load_section(model, section, params, params_path)
-    unread = _unread(load_profile(params, params_path), sections)
+    profile = load_profile(params, params_path)
+    extra = [name for name in off_pipeline_models() if name in profile]
+    for name in extra:
+        load_section(off_pipeline_models()[name], name, params, params_path)
+    unread = _unread(profile, sections + extra)
     if unread:
         raise ReproError(
             f"profile {params.profile!r} has sections no stage reads: {', '.join(unread)} "
             f"(a misspelt name?); the stages read: {', '.join(sections)}")
-    return {"profile": params.profile, "sections": sections}
+    return {"profile": params.profile, "sections": sections + extra}
 
 
 @cli_errors
