@@ -10,7 +10,8 @@ content. The median, not the mean, is the reference so that a jump does not rais
 The figures' cells are the mean of that number over the walks, not its maximum: a maximum over
 hundreds of steps is an extreme value, whose spread over which z were drawn does not shrink with
 more walks (the smoke gate measured 2.3-2.9 over six seeds at 24 and at 96 walks). The jumps
-themselves are counted, and the figure's verdict rests on that count.
+themselves are counted, and the figure's verdict rests on the share of walks with a jump
+(`jump_share`, with its binomial noise over the walks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import torch
 
 from repro.errors import ReproError
+from repro.figures.common import binomial_se
 
 
 def walk_z(anchors: torch.Tensor, steps: int) -> torch.Tensor:
@@ -55,3 +57,10 @@ def smoothness(steps: torch.Tensor, jump_ratio: float) -> dict:
     return {"max_ratio": row_ratio.max().item(), "mean_row_ratio": row_ratio.mean().item(),
             "row_ratio": row_ratio,
             "mean_step": steps.mean().item(), "jumps": jumps}
+
+
+def jump_share(jumps: set[tuple[int, int]], rows: int) -> tuple[float, float]:
+    """Jumps [(row, k)] of `rows` walks -> (share of walks with at least one jump, its
+    binomial standard error over the walks)."""
+    share = len({r for r, _ in jumps}) / rows
+    return share, binomial_se(share, rows)
