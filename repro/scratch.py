@@ -30,8 +30,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> None:
 
 def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
                  data_search: list[str] | None = None,
-                 edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
-    """Copy the pipeline into `dest`, select `profile`, `dvc repro` it; returns `dest`.
+                 edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+                 targets: tuple[str, ...] = ()) -> Path:
+    """Copy the pipeline into `dest`, select `profile`, `dvc repro` it (only `targets` and the
+    stages they depend on, when given); returns `dest`.
 
     `edit_profile` rewrites the copied profile's sections before the run (the drift gate's
     seed sweep and its planted-change test use it); the working tree is never touched.
@@ -64,7 +66,7 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     _run([sys.executable, "-m", "dvc", "init", "-q"], dest, env)
     _run([*git, "add", "-A"], dest, env)
     _run([*git, "commit", "-qm", "scratch pipeline"], dest, env)
-    _run([sys.executable, "-m", "dvc", "repro", "-q"], dest, env)
+    _run([sys.executable, "-m", "dvc", "repro", "-q", *targets], dest, env)
     return dest
 
 

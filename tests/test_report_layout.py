@@ -62,9 +62,10 @@ def test_help_describes_every_option(capsys):
 def _figure_cells(agreement: float, pixel: float) -> dict:
     proto = {"dataset": "synth_rooms", "train_source": "generated: synth_rooms train (seed 0)"}
     return {f"fig7/{k}": _cell(v, None, comparable=False, unit="share", protocol=proto)
-            for k, v in (("vector_arithmetic/attribute_agreement", agreement),
-                         ("vector_arithmetic/pixel_attribute_agreement", pixel),
-                         ("attribute_classifier/accuracy", 0.95))}
+            for k, v in (("vector_arithmetic/coherent_agreement", agreement),
+                         ("vector_arithmetic/pixel_coherent_agreement", pixel),
+                         ("attribute_classifier/accuracy", 0.95),
+                         ("coherence_judge/accuracy", 0.95))}
 
 
 @pytest.mark.parametrize("agreement, pixel, verdict", [(0.07, 0.67, CONTRADICTS),
@@ -78,9 +79,10 @@ def test_figure_claim_check_and_heading_from_the_data(tmp_path, agreement, pixel
     assert heading(fig7) == "Figure 7 on generated rooms (paper: Vector arithmetic on faces)"
 
 
-def test_weak_judge_is_not_comparable(tmp_path):
+@pytest.mark.parametrize("judge", ["attribute_classifier", "coherence_judge"])
+def test_weak_judge_is_not_comparable(tmp_path, judge):
     cells = _figure_cells(0.6, 0.2)
-    cells["fig7/attribute_classifier/accuracy"]["value"] = 0.5
+    cells[f"fig7/{judge}/accuracy"]["value"] = 0.5
     results = make_results(tmp_path, table3={**TABLE3, **cells})
     report = build_report(results / "metrics", results / "provenance", results / "figures")
     fig7 = next(e for e in report.figures if e.spec.id == "fig7")

@@ -23,8 +23,9 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from repro.errors import ReproError
-from repro.figures.common import binomial_se, mean_se
+from repro.figures.common import mean_se
 from repro.figures.walk import line_z
+from repro.utils.stats import binomial_se
 
 Concept = Mapping[str, int]
 
@@ -104,8 +105,9 @@ def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, n
     `coherent`: images -> (N,) bool, the coherence judge.
 
     -> {"z_share", "pixel_share" (attributes only), "z_coherent", "pixel_coherent" (attributes
-    and coherent) and their "_se" over the equations, "prior", "intended", "rows": [per
-    repeat: {"picks", "z_images", "pixel_image", "z_ok", "pixel_ok", "z_coh", "pixel_coh"}]}.
+    and coherent), "z_coherent_se" over the equations, "pixel_coherent_count" (equations whose
+    one pixel result has both), "prior", "intended", "rows": [per repeat: {"picks",
+    "z_images", "pixel_image", "z_ok", "pixel_ok", "z_coh", "pixel_coh"}]}.
     """
     target = intended(equation)
     per_concept = [exemplars(probs, names, concept, per, repeats) for concept in equation]
@@ -122,11 +124,12 @@ def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, n
     out = {"prior": has(probs, names, target).float().mean().item(), "intended": target, "rows": rows}
     for key, name in (("z_ok", "z_share"), ("pixel_ok", "pixel_share"), ("z_coh", "z_coherent"),
                       ("pixel_coh", "pixel_coherent")):
-        per_eq = torch.stack([r[key].float().mean() for r in rows])  # (repeats,)
-        share = per_eq.mean().item()
-        out[name] = share
-        # over the equations (the noisy copies of one result are not independent draws)
-        out[f"{name}_se"] = max(binomial_se(share, repeats), mean_se(per_eq) if repeats > 1 else 0.0)
+        out[name] = torch.stack([r[key].float().mean() for r in rows]).mean().item()
+    # over the equations (the noisy copies of one result are not independent draws)
+    per_eq = torch.stack([r["z_coh"].float().mean() for r in rows])  # (repeats,)
+    out["z_coherent_se"] = max(binomial_se(out["z_coherent"], repeats),
+                               mean_se(per_eq) if repeats > 1 else 0.0)
+    out["pixel_coherent_count"] = int(sum(int(r["pixel_coh"].sum()) for r in rows))
     return out
 
 
@@ -145,7 +148,7 @@ def run_turn(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: 
     """Fig. 8: walk `rows` exemplars of `start` along the turn vector in `frames` steps.
 
     -> {"frames": (rows, frames, C, H, W), "turned_rate": share of walks whose last frame has
-    the `end` attributes and is coherent, "turned_rate_se" (binomial over the walks)}."""
+    the `end` attributes and is coherent, "walks": rows}."""
     direction, begin = turn_vector(z, probs, names, start, end, rows)
     lines = line_z(z[begin], direction, frames)  # (R, T, Z)
     R, T = lines.shape[:2]
@@ -154,4 +157,4 @@ def run_turn(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: 
     last = grid[:, -1]
     turned = has(classify(last), names, end) & coherent(last)
     rate = turned.float().mean().item()
-    return {"frames": grid, "turned_rate": rate, "turned_rate_se": binomial_se(rate, R)}
+    return {"frames": grid, "turned_rate": rate, "walks": R}

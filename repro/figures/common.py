@@ -152,16 +152,6 @@ def frame(images: torch.Tensor, which: torch.Tensor,
 
 # ---------------------------------------------------------------- noise of a number
 
-def binomial_se(share: float, n: int) -> float:
-    """Standard error of a share of n draws; a share of 0 or 1 counts as 1/n or 1 - 1/n, so a
-    share with no observed spread is not read as exact (a control of n draws can miss events
-    rarer than about 1/n)."""
-    if n <= 0:
-        return float("nan")
-    p = min(max(share, 1 / n), 1 - 1 / n) if n > 1 else 0.5
-    return (p * (1 - p) / n) ** 0.5
-
-
 def mean_se(values: torch.Tensor) -> float:
     """Standard error of the mean of (N,) values (nan for N < 2)."""
     v = values.double().flatten()

@@ -118,10 +118,13 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
                  classifier_data=F.attr_source)
     F.record("fig7/vector_arithmetic/attribute_agreement", res["z_share"], seed, "share", **facts)
     F.record("fig7/vector_arithmetic/pixel_attribute_agreement", res["pixel_share"], seed, "share", **facts)
-    for key in ("z_coherent", "pixel_coherent"):
-        cid = "coherent_agreement" if key == "z_coherent" else "pixel_coherent_agreement"
-        F.record(f"fig7/vector_arithmetic/{cid}", res[key], seed, "share", **facts)
-        F.record(f"fig7/vector_arithmetic/{cid}_se", res[f"{key}_se"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/coherent_agreement", res["z_coherent"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/coherent_agreement_se", res["z_coherent_se"], seed, "share", **facts)
+    # counts (unit equations): each equation has one pixel result; the claim check derives
+    # the share and its binomial noise (a share of 0 on every seed would gate nothing)
+    F.record("fig7/vector_arithmetic/pixel_coherent_results", res["pixel_coherent_count"], seed,
+             "equations", **facts)
+    F.record("fig7/vector_arithmetic/equations", a.repeats, seed, "equations", **facts)
     F.record("fig7/vector_arithmetic/prior_rate", res["prior"], seed, "share", **facts)
     F.record("fig7/vector_arithmetic/sample_coherence", F.coherent(x).float().mean().item(), seed,
              "share", judge="coherence judge on the pool's plain samples (the yardstick)")
@@ -152,7 +155,7 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     F.record("fig8/turn_vector/mean_walk_max_step_ratio_pixel", sm["mean_row_ratio"], seed, "ratio",
              **tfacts)
     F.record("fig8/turn_vector/turned_rate", turned_rate, seed, "share", **tfacts)
-    F.record("fig8/turn_vector/turned_rate_se", turn["turned_rate_se"], seed, "share", **tfacts)
+    F.record("fig8/turn_vector/walks", turn["walks"], seed, "walks", **tfacts)
     if draw:
         shown = grid[:a.show].flatten(0, 1)
         F.grid(to_u8(shown), "fig8_turn.png",

@@ -10,8 +10,8 @@ content. The median, not the mean, is the reference so that a jump does not rais
 The figures' cells are the mean of that number over the walks, not its maximum: a maximum over
 hundreds of steps is an extreme value, whose spread over which z were drawn does not shrink with
 more walks (the smoke gate measured 2.3-2.9 over six seeds at 24 and at 96 walks). The jumps
-themselves are counted, and the figure's verdict rests on the share of walks with a jump
-(`jump_share`, with its binomial noise over the walks).
+themselves are counted, and the figure's verdict rests on the number of walks with a jump
+(`jump_walks`) out of the walks drawn.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import torch
 
 from repro.errors import ReproError
-from repro.figures.common import binomial_se
 
 
 def walk_z(anchors: torch.Tensor, steps: int) -> torch.Tensor:
@@ -59,8 +58,6 @@ def smoothness(steps: torch.Tensor, jump_ratio: float) -> dict:
             "mean_step": steps.mean().item(), "jumps": jumps}
 
 
-def jump_share(jumps: set[tuple[int, int]], rows: int) -> tuple[float, float]:
-    """Jumps [(row, k)] of `rows` walks -> (share of walks with at least one jump, its
-    binomial standard error over the walks)."""
-    share = len({r for r, _ in jumps}) / rows
-    return share, binomial_se(share, rows)
+def jump_walks(jumps: set[tuple[int, int]]) -> int:
+    """Jumps [(row, k)] -> the number of walks (rows) with at least one jump."""
+    return len({r for r, _ in jumps})

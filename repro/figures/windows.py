@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError
-from repro.figures.common import Box, binomial_se, boxes_mask
+from repro.figures.common import Box, boxes_mask
+from repro.utils.stats import binomial_se
 
 
 def g_layer(G: nn.Module, layer: int) -> nn.Module:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from repro.published import load_figures
 from repro.report.build import FigureEntry, Measured, figure_cell_ids
+from repro.utils.stats import binomial_se
 
 SUPPORTS = "supports"
 CONTRADICTS = "contradicts"
@@ -126,15 +127,16 @@ WALK_JUMP_SHARE = 0.05
 
 
 def _walk(v: dict[str, float]) -> ClaimCheck | None:
-    share, ratio = _v(v, "latent_walk/walks_with_jump"), _v(v, "latent_walk/mean_walk_max_step_ratio_pixel")
-    if share is None:
+    jumped, walks = _v(v, "latent_walk/walks_with_jump"), _v(v, "latent_walk/walks")
+    if jumped is None or not walks:
         return None
+    share, ratio = jumped / walks, _v(v, "latent_walk/mean_walk_max_step_ratio_pixel")
     jumps = _v(v, "latent_walk/n_jumps")
-    extra = f" ({int(jumps)} jumps)" if jumps is not None else ""
+    extra = f", {int(jumps)} jumps" if jumps is not None else ""
     extra += f"; largest / median step per walk, mean {_f(ratio)}" if ratio is not None else ""
-    return _decided(f"share of walks with a sharp jump {_f(share)}{extra}",
+    return _decided(f"{int(jumped)} of {int(walks)} walks with a sharp jump{extra}",
                     f"share <= {WALK_JUMP_SHARE} (a jump: a step above figures.walk.jump_ratio x "
-                    "the walk's median)", WALK_JUMP_SHARE - share, _v(v, "latent_walk/walks_with_jump_se"))
+                    "the walk's median)", WALK_JUMP_SHARE - share, binomial_se(share, int(walks)))
 
 
 def _guided(v: dict[str, float]) -> ClaimCheck | None:
@@ -175,11 +177,12 @@ ARITH_JUDGES = (("attribute_classifier/accuracy", "attribute classifier"),
 
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
     base = "vector_arithmetic/"
-    z, pixel = _v(v, base + "coherent_agreement"), _v(v, base + "pixel_coherent_agreement")
-    if z is None or pixel is None:
+    z, count, n = (_v(v, base + k) for k in ("coherent_agreement", "pixel_coherent_results", "equations"))
+    if z is None or count is None or not n:
         return None
-    se = [_v(v, base + k) for k in ("coherent_agreement_se", "pixel_coherent_agreement_se")]
-    noise = (se[0] ** 2 + se[1] ** 2) ** 0.5 if None not in se else None
+    pixel, z_se = count / n, _v(v, base + "coherent_agreement_se")
+    # the z share's noise over its equations; the pixel share's is binomial (one result each)
+    noise = (z_se ** 2 + binomial_se(pixel, int(n)) ** 2) ** 0.5 if z_se is not None else None
     za, pa = _v(v, base + "attribute_agreement"), _v(v, base + "pixel_attribute_agreement")
     attrs = (f" (attributes alone: {_f(za)} z, {_f(pa)} pixels)" if za is not None and pa is not None
              else "")
@@ -189,12 +192,13 @@ def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
 
 
 def _turn(v: dict[str, float]) -> ClaimCheck | None:
-    rate = _v(v, "turn_vector/turned_rate")
+    rate, walks = _v(v, "turn_vector/turned_rate"), _v(v, "turn_vector/walks")
     if rate is None:
         return None
+    noise = binomial_se(rate, int(walks)) if walks else None
     # the turn is judged by Fig. 7's attribute classifier and coherence judge
     return _judged_check(v, f"share of walks that end turned, in one coherent image {_f(rate)}",
-                         "share >= 0.5", rate - 0.5, _v(v, "turn_vector/turned_rate_se"), ARITH_JUDGES)
+                         "share >= 0.5", rate - 0.5, noise, ARITH_JUDGES)
 
 
 # Fig. 9: a 1-NN classifier trained on the samples (Table 3's protocol) must classify real test

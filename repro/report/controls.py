@@ -76,9 +76,8 @@ def _walk(holds: bool) -> ClaimCheck:
     zs = walk.walk_z(torch.randn(rows, anchors, 8, generator=_g(5)), steps)  # (R, T, 8)
     frames = G(zs.flatten(0, 1)).view(rows, zs.shape[1], -1)
     sm = walk.smoothness(walk.step_sizes(frames), 4.0)
-    share, se = walk.jump_share(set(sm["jumps"]), rows)
-    return claim_check("fig4", {"fig4/latent_walk/walks_with_jump": share,
-                                "fig4/latent_walk/walks_with_jump_se": se,
+    return claim_check("fig4", {"fig4/latent_walk/walks_with_jump": walk.jump_walks(set(sm["jumps"])),
+                                "fig4/latent_walk/walks": rows,
                                 "fig4/latent_walk/n_jumps": len(sm["jumps"])}, {})
 
 
@@ -249,8 +248,8 @@ def _arithmetic(linear: bool) -> ClaimCheck:
     base = "fig7/vector_arithmetic/"
     values = {base + "coherent_agreement": res["z_coherent"],
               base + "coherent_agreement_se": res["z_coherent_se"],
-              base + "pixel_coherent_agreement": res["pixel_coherent"],
-              base + "pixel_coherent_agreement_se": res["pixel_coherent_se"],
+              base + "pixel_coherent_results": res["pixel_coherent_count"],
+              base + "equations": 16,
               base + "attribute_agreement": res["z_share"],
               base + "pixel_attribute_agreement": res["pixel_share"]}
     return claim_check("fig7", values, _judges(render, z))
@@ -263,7 +262,7 @@ def _turn(linear: bool) -> ClaimCheck:
     res = arith.run_turn(z, _classify(x), NAMES, {"bed_left": 1}, {"bed_left": 0}, 32, 5,
                          render, _classify, _coherent)
     return claim_check("fig8", {"fig8/turn_vector/turned_rate": res["turned_rate"],
-                                "fig8/turn_vector/turned_rate_se": res["turned_rate_se"]},
+                                "fig8/turn_vector/walks": res["walks"]},
                        _judges(render, z))
 
 
