@@ -63,9 +63,10 @@ def _figure_cells(agreement: float, pixel: float) -> dict:
     proto = {"dataset": "synth_rooms", "train_source": "generated: synth_rooms train (seed 0)"}
     return {f"fig7/{k}": _cell(v, None, comparable=False, unit="share", protocol=proto)
             for k, v in (("vector_arithmetic/coherent_agreement", agreement),
-                         ("vector_arithmetic/pixel_coherent_agreement", pixel),
+                         ("vector_arithmetic/pixel_coherent_results", round(100 * pixel)),
+                         ("vector_arithmetic/equations", 100),
                          ("attribute_classifier/accuracy", 0.95),
-                         ("coherence_judge/accuracy", 0.95))}
+                         ("coherence_judge/errors", 5), ("coherence_judge/tested", 100))}
 
 
 @pytest.mark.parametrize("agreement, pixel, verdict", [(0.07, 0.67, CONTRADICTS),
@@ -79,10 +80,11 @@ def test_figure_claim_check_and_heading_from_the_data(tmp_path, agreement, pixel
     assert heading(fig7) == "Figure 7 on generated rooms (paper: Vector arithmetic on faces)"
 
 
-@pytest.mark.parametrize("judge", ["attribute_classifier", "coherence_judge"])
-def test_weak_judge_is_not_comparable(tmp_path, judge):
+@pytest.mark.parametrize("cell, value", [("attribute_classifier/accuracy", 0.5),
+                                         ("coherence_judge/errors", 50)])
+def test_weak_judge_is_not_comparable(tmp_path, cell, value):
     cells = _figure_cells(0.6, 0.2)
-    cells[f"fig7/{judge}/accuracy"]["value"] = 0.5
+    cells[f"fig7/{cell}"]["value"] = value
     results = make_results(tmp_path, table3={**TABLE3, **cells})
     report = build_report(results / "metrics", results / "provenance", results / "figures")
     fig7 = next(e for e in report.figures if e.spec.id == "fig7")

@@ -43,11 +43,13 @@ def train(images01: torch.Tensor, per: int, steps: int, seed: int, device: torch
     return nets.fit(nets.AttributeNet(1), x, y, steps, 64, seed, device, "coherence judge")
 
 
-def accuracy(net: nn.Module, images01: torch.Tensor, per: int, seed: int,
-             device: torch.device) -> float:
-    """Share of held-out real images and of overlays of them the judge gets right."""
+def errors(net: nn.Module, images01: torch.Tensor, per: int, seed: int,
+           device: torch.device) -> tuple[int, int]:
+    """(wrong, tested): held-out real images and as many overlays of them, and how many of
+    them the judge gets wrong (a count: a near-perfect judge's accuracy may not move between
+    seeds, and the drift gate needs a spread or a whole-count floor)."""
     x, y = labelled(images01, per, seed)
-    return ((nets.predict(net, x, device) > 0.5) == y.bool()).float().mean().item()
+    return int(((nets.predict(net, x, device) > 0.5) != y.bool()).sum()), len(x)
 
 
 def judge(net: nn.Module, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:

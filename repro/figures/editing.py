@@ -60,8 +60,10 @@ def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
 
     z_ref = sample_z(variant, F.cfg.reference_z, REFERENCE_SEED, dev)
     with frozen_statistics(G, z_ref):
+        # The random maps, like the window maps, are a fixed outcome of the figure's setup
+        # (render_seed); their spread enters the number's noise, not the seed sweep's.
         res = windows.removal(frozen01, layer, fit["dropped"], acts.shape[1], zt, detect,
-                              w.random_draws, seed + 9)
+                              w.random_draws, w.render_seed)
     before, after = res["before_images"], res["after_images"]
     # The drop as the batch-statistics render shows it (how samples are drawn elsewhere): kept
     # as a cell so the report shows what the next BN layer's re-normalisation does to it.
@@ -126,10 +128,14 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
              "equations", **facts)
     F.record("fig7/vector_arithmetic/equations", a.repeats, seed, "equations", **facts)
     F.record("fig7/vector_arithmetic/prior_rate", res["prior"], seed, "share", **facts)
-    F.record("fig7/vector_arithmetic/sample_coherence", F.coherent(x).float().mean().item(), seed,
-             "share", judge="coherence judge on the pool's plain samples (the yardstick)")
-    F.record("fig7/coherence_judge/accuracy", F.coherence_acc, seed, "share",
-             measured_on="held-out real labelled images and pixel-arithmetic overlays of them")
+    # the yardstick: how many of the pool's plain samples the coherence judge calls one image
+    F.record("fig7/vector_arithmetic/coherent_samples", int(F.coherent(x).sum()), seed, "images",
+             pool=a.pool)
+    wrong, tested = F.coherence_errors
+    judged = dict(measured_on="held-out real labelled images and as many pixel-arithmetic "
+                              "overlays of them")
+    F.record("fig7/coherence_judge/errors", wrong, seed, "images", **judged)
+    F.record("fig7/coherence_judge/tested", tested, seed, "images", **judged)
     F.record("fig7/attribute_classifier/accuracy", sum(F.attr_acc) / len(F.attr_acc), seed, "share",
              per_attribute=dict(zip(names, F.attr_acc)), measured_on="held-out real labelled images")
     if draw:

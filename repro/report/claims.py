@@ -175,6 +175,13 @@ ARITH_JUDGES = (("attribute_classifier/accuracy", "attribute classifier"),
                 ("coherence_judge/accuracy", "coherence judge"))
 
 
+def _accuracies(values: dict[str, float]) -> dict[str, float]:
+    """The coherence judge's accuracy from its counts (errors, tested), as the other judges'
+    accuracies are stored."""
+    wrong, tested = values.get("fig7/coherence_judge/errors"), values.get("fig7/coherence_judge/tested")
+    return {"fig7/coherence_judge/accuracy": 1 - wrong / tested} if wrong is not None and tested else {}
+
+
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
     base = "vector_arithmetic/"
     z, count, n = (_v(v, base + k) for k in ("coherent_agreement", "pixel_coherent_results", "equations"))
@@ -232,7 +239,8 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 # Cells read by other figures' checks too: the judges' accuracies, the generators' realism and
 # Table 3's digits (Fig. 8's turn is judged by the attribute classifier Fig. 7's cells describe).
 SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                   "/coherence_judge/accuracy", "/window_rate_vs_real", "table3/dcgan/err@50k",
+                   "/coherence_judge/accuracy", "/coherence_judge/errors",
+                   "/coherence_judge/tested", "/window_rate_vs_real", "table3/dcgan/err@50k",
                    "table3/real/err@50k")
 
 
@@ -242,6 +250,7 @@ def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float |
     rule = CHECKS.get(fig)
     if rule is None:
         return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
+    every = {**every, **_accuracies(every)}
     judges = {cid.split("/", 1)[1]: v for cid, v in every.items()
               if cid.endswith(SHARED_SUFFIXES) and v is not None}
     values = {**judges, **{cid.split("/", 1)[1]: v for cid, v in own.items() if v is not None}}

@@ -233,8 +233,9 @@ def _judges(render, z) -> dict[str, float]:
     # Fig. 7's pixel arithmetic on random triples of 3 renders each: the overlays to refuse
     picks = torch.randint(0, len(x), (len(x), 3, 3), generator=_g(17))
     fake = torch.cat([arith.pixel_arithmetic(x, list(p)) for p in picks])
-    coh = torch.cat([_coherent(x), ~_coherent(fake)]).float().mean().item()
-    return {"fig7/attribute_classifier/accuracy": attr, "fig7/coherence_judge/accuracy": coh}
+    wrong = int((~torch.cat([_coherent(x), ~_coherent(fake)])).sum())
+    return {"fig7/attribute_classifier/accuracy": attr, "fig7/coherence_judge/errors": wrong,
+            "fig7/coherence_judge/tested": 2 * len(x)}
 
 
 def _arithmetic(linear: bool) -> ClaimCheck:

@@ -173,7 +173,8 @@ class Figures:
         x_fit, _, _ = judges.attribute_data(self.cfg, fit_set, a.split, a.max_images,
                                             self.stage.params, self.stage.dry_run)
         net = coherence.train(x_fit, a.exemplars, a.classifier_steps, self.cfg.judge_seed, self.dev)
-        self.coherence_acc = coherence.accuracy(net, x_test, a.exemplars, 1 + self.cfg.judge_seed, self.dev)
+        self.coherence_errors = coherence.errors(net, x_test, a.exemplars, 1 + self.cfg.judge_seed,
+                                                 self.dev)
         self.coherent = coherence.judge(net, self.dev)
 
     def classify(self, x01: torch.Tensor) -> torch.Tensor:
