@@ -138,9 +138,15 @@ def _page_one(report: Report, charts: dict[str, Path]) -> list:
 
 
 def _controls() -> list:
+    """The Markdown's Controls tables, short: each check's two verdicts (the controls
+    themselves are described in report.md)."""
     checks, tables = controls_tables()
-    return [_p("Controls", "h1"), _p(CONTROLS_INTRO, "small"), _table(checks), Spacer(0, 4),
-            _table(tables)]
+    short = (["Check", "positive control gave", "negative control gave", ""],
+             [[r[0], r[2].split(" (")[0], r[4].split(" (")[0], r[5]] for r in checks[1]])
+    passed = sum(r[2] == "pass" for r in tables[1])
+    return [_p("Controls", "h2"), _p(CONTROLS_INTRO, "small"), _table(short),
+            _p(f"Table verdict on constructed Table 3 cells (at, inside and outside the band; a "
+               f"protocol field changed): {passed} of {len(tables[1])} as expected.", "small")]
 
 
 def _tables(report: Report) -> list:
