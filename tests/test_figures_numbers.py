@@ -219,7 +219,8 @@ def test_vector_arithmetic_share_on_a_toy_latent_space():
     names = ["a", "b"]
     equation = [{"a": 1, "b": 1}, {"a": 0, "b": 1}, {"a": 0, "b": 0}]
     res = arith.run_equation(z, images, probs, names, equation, _toy_render, _toy_classify,
-                             per=3, repeats=2, n_noisy=8, noise=0.25, seed=0)
+                             per=3, repeats=2, n_noisy=8, noise=0.25, seed=0,
+                             coherent=lambda x: x.flatten(1).amax(1) > 0.9)
     assert res["intended"] == {"a": 1, "b": 0}
     # exemplars of A have a > 0 and b > 0, etc.; the result lands where a > 0 and b < 0 unless
     # the noise pushes it over an axis: compute the expected share directly
@@ -233,6 +234,8 @@ def test_vector_arithmetic_share_on_a_toy_latent_space():
     assert res["z_share"] > 0.5
     # pixel means: A - B + C of the 0/1 pixels = (1, 0): the pixel result has a but not b
     assert res["pixel_share"] == 1.0
+    # the coherent shares count only results the (toy) coherence judge also accepts
+    assert res["z_coherent"] <= res["z_share"] and res["pixel_coherent_count"] <= 2
     assert res["prior"] == pytest.approx(((z[:, 0] > 0) & (z[:, 1] <= 0)).float().mean().item())
 
 
@@ -280,3 +283,24 @@ def test_a_judge_of_several_seeds_reads_their_mean_logit():
         logits = torch.stack([m(x) for m in both.members])
         assert not torch.equal(logits[0], logits[1])  # the seeds gave different nets
         assert torch.allclose(both(x), logits.mean(0))
+
+
+def test_frozen_statistics_show_a_drop_that_batch_statistics_renormalise():
+    """Fig. 6's render: on batch statistics the BN after a dropped layer rescales what is left
+    back to unit spread (undoing the drop); on an undropped batch's statistics it does not.
+    Every buffer and mode is restored afterwards."""
+    from repro.figures.common import frozen_statistics
+    from repro.train.sampling import batch_statistics
+
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 4), nn.BatchNorm1d(4))
+    z = torch.randn(512, 4)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    dropped = list(range(12))  # 12 of the 16 hidden units
+    with torch.no_grad(), batch_statistics(G), windows.drop_maps(G[1], dropped):
+        renormalised = G(z)
+    with torch.no_grad(), frozen_statistics(G, z), windows.drop_maps(G[1], dropped):
+        kept = G(z)
+    assert renormalised.std(0).mean() == pytest.approx(1.0, abs=0.01)
+    assert kept.std(0).mean() < 0.8
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items()) and G.training

@@ -9,6 +9,11 @@ uniform noise in [-noise, noise] are rendered. The intended attributes follow fr
 the classifier says have all intended attributes, next to the same arithmetic on the exemplar
 images' pixels. The turn vector (Fig. 8) is mean z(to) - mean z(from), walked from exemplars
 of `from`; its number is the share of walks that end with the `to` attributes.
+
+An overlay of rooms with windows still shows window pixels, so the attribute shares alone
+cannot tell one coherent image from an overlay: the claim's numbers (`*_coherent`) count a
+result only when a coherence judge (repro.figures.coherence) also calls it one image. Their
+noise is the spread over the equations (walks).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from repro.errors import ReproError
+from repro.figures.common import mean_se
+from repro.figures.walk import line_z
+from repro.utils.stats import binomial_se
 
 Concept = Mapping[str, int]
 
@@ -91,11 +99,15 @@ def pixel_arithmetic(images01: torch.Tensor, picks: Sequence[torch.Tensor]) -> t
 def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, names: Sequence[str],
                  equation: Sequence[Concept], render01: Callable[[torch.Tensor], torch.Tensor],
                  classify: Callable[[torch.Tensor], torch.Tensor], per: int, repeats: int,
-                 n_noisy: int, noise: float, seed: int) -> dict:
-    """The whole Fig. 7 measurement on a pool (z, rendered images, classifier probabilities).
+                 n_noisy: int, noise: float, seed: int,
+                 coherent: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+    """The whole Fig. 7 measurement on a pool (z, rendered images, classifier probabilities);
+    `coherent`: images -> (N,) bool, the coherence judge.
 
-    -> {"z_share", "pixel_share", "prior", "intended", "rows": [per repeat: {"picks",
-    "z_images", "pixel_image", "z_ok", "pixel_ok"}]}.
+    -> {"z_share", "pixel_share" (attributes only), "z_coherent", "pixel_coherent" (attributes
+    and coherent), "z_coherent_se" over the equations, "pixel_coherent_count" (equations whose
+    one pixel result has both), "prior", "intended", "rows": [per repeat: {"picks",
+    "z_images", "pixel_image", "z_ok", "pixel_ok", "z_coh", "pixel_coh"}]}.
     """
     target = intended(equation)
     per_concept = [exemplars(probs, names, concept, per, repeats) for concept in equation]
@@ -105,14 +117,20 @@ def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, n
         zs = z_arithmetic(z, picks, n_noisy, noise, seed + r)
         z_images = render01(zs)
         pixel = pixel_arithmetic(images01, picks)
-        rows.append({"picks": picks, "z_images": z_images, "pixel_image": pixel,
-                     "z_ok": has(classify(z_images), names, target),
-                     "pixel_ok": has(classify(pixel), names, target)})
-    z_ok = torch.cat([r["z_ok"] for r in rows]).float()
-    pixel_ok = torch.cat([r["pixel_ok"] for r in rows]).float()
-    return {"z_share": z_ok.mean().item(), "pixel_share": pixel_ok.mean().item(),
-            "prior": has(probs, names, target).float().mean().item(), "intended": target,
-            "rows": rows}
+        z_ok, pixel_ok = has(classify(z_images), names, target), has(classify(pixel), names, target)
+        rows.append({"picks": picks, "z_images": z_images, "pixel_image": pixel, "z_ok": z_ok,
+                     "pixel_ok": pixel_ok, "z_coh": z_ok & coherent(z_images),
+                     "pixel_coh": pixel_ok & coherent(pixel)})
+    out = {"prior": has(probs, names, target).float().mean().item(), "intended": target, "rows": rows}
+    for key, name in (("z_ok", "z_share"), ("pixel_ok", "pixel_share"), ("z_coh", "z_coherent"),
+                      ("pixel_coh", "pixel_coherent")):
+        out[name] = torch.stack([r[key].float().mean() for r in rows]).mean().item()
+    # over the equations (the noisy copies of one result are not independent draws)
+    per_eq = torch.stack([r["z_coh"].float().mean() for r in rows])  # (repeats,)
+    out["z_coherent_se"] = max(binomial_se(out["z_coherent"], repeats),
+                               mean_se(per_eq) if repeats > 1 else 0.0)
+    out["pixel_coherent_count"] = int(sum(int(r["pixel_coh"].sum()) for r in rows))
+    return out
 
 
 def turn_vector(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: Concept,
@@ -121,3 +139,22 @@ def turn_vector(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], star
     begin = exemplars(probs, names, start, per, 1)[0]
     finish = exemplars(probs, names, end, per, 1)[0]
     return z[finish].mean(0) - z[begin].mean(0), begin
+
+
+def run_turn(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: Concept,
+             end: Concept, rows: int, frames: int, render01: Callable[[torch.Tensor], torch.Tensor],
+             classify: Callable[[torch.Tensor], torch.Tensor],
+             coherent: Callable[[torch.Tensor], torch.Tensor]) -> dict:
+    """Fig. 8: walk `rows` exemplars of `start` along the turn vector in `frames` steps.
+
+    -> {"frames": (rows, frames, C, H, W), "turned_rate": share of walks whose last frame has
+    the `end` attributes and is coherent, "walks": rows}."""
+    direction, begin = turn_vector(z, probs, names, start, end, rows)
+    lines = line_z(z[begin], direction, frames)  # (R, T, Z)
+    R, T = lines.shape[:2]
+    images = render01(lines.flatten(0, 1))
+    grid = images.view(R, T, *images.shape[1:])
+    last = grid[:, -1]
+    turned = has(classify(last), names, end) & coherent(last)
+    rate = turned.float().mean().item()
+    return {"frames": grid, "turned_rate": rate, "walks": R}

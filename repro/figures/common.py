@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from typing import Any, Sequence
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -34,6 +35,46 @@ def render(variant, G: nn.Module, z: torch.Tensor, *, batch_size: int = 256,
             x = G(torch.cat([chunk, ref]))  # (b + reference, C, H, W)
         out.append(x[:len(chunk)].float())
     return torch.cat(out) if out else z.new_zeros((0,))
+
+
+@contextmanager
+def frozen_statistics(G: nn.Module, z_ref: torch.Tensor) -> Iterator[None]:
+    """Within the block G runs in eval mode on the BN statistics of the batch `z_ref`, taken
+    before any hook the caller adds inside the block; every buffer, momentum and mode is
+    restored afterwards.
+
+    An edit of G's activations (Fig. 6 zeroes feature maps) rendered on batch statistics is
+    re-normalised by the next BN layer: the batch's own statistics shrink with the edit and
+    scale the remaining activations back up, undoing part of it. Frozen statistics of an
+    unedited batch show the edit as the generator makes it.
+    """
+    bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = {m: m.training for m in G.modules()}
+    saved = {name: b.detach().clone() for name, b in G.named_buffers()}
+    momenta = {bn: bn.momentum for bn in bns}
+    try:
+        with torch.no_grad():
+            for bn in bns:
+                bn.reset_running_stats()
+                bn.momentum = None  # cumulative average: one pass gives the batch's statistics
+            G.train()
+            G(z_ref)
+        G.eval()
+        yield
+    finally:
+        with torch.no_grad():
+            for name, b in G.named_buffers():
+                b.copy_(saved[name])
+        for bn, m in momenta.items():
+            bn.momentum = m
+        for m, mode in modes.items():
+            m.training = mode
+
+
+@torch.no_grad()
+def render_frozen(G: nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """G(z) in batches, BN as G is set (inside `frozen_statistics`: each image its own)."""
+    return torch.cat([G(z[s:s + batch_size]).float() for s in range(0, len(z), batch_size)])
 
 
 def sample_z(variant, n: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -107,6 +148,14 @@ def frame(images: torch.Tensor, which: torch.Tensor,
     sel[..., :, -width:] = col
     out[which] = sel
     return out
+
+
+# ---------------------------------------------------------------- noise of a number
+
+def mean_se(values: torch.Tensor) -> float:
+    """Standard error of the mean of (N,) values (nan for N < 2)."""
+    v = values.double().flatten()
+    return (v.std() / len(v) ** 0.5).item() if len(v) > 1 else float("nan")
 
 
 # ---------------------------------------------------------------- metric cells

@@ -44,6 +44,7 @@ class WindowsConfig(_Part):
     layer: int = 1  # index into G.blocks of the layer read (the paper's "second highest")
     logreg_c: PositiveFloat = 1.0
     test_samples: PositiveInt = 256  # samples rendered with and without the drop
+    random_draws: int = Field(5, ge=2)  # draws of as many random maps dropped (the baseline)
     show: PositiveInt = 16  # pairs shown in fig6
     detector_images: PositiveInt = 2000  # real images with masks to train the detector
     detector_steps: PositiveInt = 400

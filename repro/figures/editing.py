@@ -10,7 +10,9 @@ import torch
 
 from repro.figures import arithmetic as arith
 from repro.figures import nets, walk, windows
-from repro.figures.common import draw_boxes, mask_boxes, sample_z, to_u8
+from repro.figures.common import (
+    REFERENCE_SEED, draw_boxes, frozen_statistics, mask_boxes, render_frozen, sample_z, to01, to_u8,
+)
 from repro.figures.windows import box_masks
 
 
@@ -49,16 +51,37 @@ def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
     X, y, ids = windows.training_cells(acts, boxes, size, w.render_seed)
     fit = windows.window_maps(X, y, ids, seed, w.logreg_c)
     zt = sample_z(variant, w.test_samples, seed + 8, dev)
-    before = F.render01(variant, G, zt)
+
+    def detect(x01):
+        return nets.has_window(nets.predict(detector, x01, dev)[:, 0])
+
+    def frozen01(zz):
+        return to01(render_frozen(G, zz, F.cfg.batch_size), variant.spec.pixel_range).cpu()
+
+    z_ref = sample_z(variant, F.cfg.reference_z, REFERENCE_SEED, dev)
+    with frozen_statistics(G, z_ref):
+        # The random maps, like the window maps, are a fixed outcome of the figure's setup
+        # (render_seed); their spread enters the number's noise, not the seed sweep's.
+        res = windows.removal(frozen01, layer, fit["dropped"], acts.shape[1], zt, detect,
+                              w.random_draws, w.render_seed)
+    before, after = res["before_images"], res["after_images"]
+    # The drop as the batch-statistics render shows it (how samples are drawn elsewhere): kept
+    # as a cell so the report shows what the next BN layer's re-normalisation does to it.
     with windows.drop_maps(layer, fit["dropped"]):
-        after = F.render01(variant, G, zt)
-    rate = {k: nets.has_window(nets.predict(detector, x, dev)[:, 0]).float().mean().item()
-            for k, x in (("before", before), ("after", after))}
+        batch_after = detect(F.render01(variant, G, zt)).float().mean().item()
+    rate = {"before": res["before"], "after": res["after"]}
     facts = dict(boxes_from=source, n_boxes=sum(map(len, boxes)), n_box_samples=sum(1 for b in boxes if b),
                  n_samples=w.n_samples, test_samples=w.test_samples, layer=w.layer,
+                 random_draws=w.random_draws, render_bn="frozen statistics of an undropped batch",
                  layer_shape=list(acts.shape[1:]), min_window_pixels=nets.MIN_WINDOW_PIXELS)
     F.record("fig6/window_removal/window_rate_before", rate["before"], seed, "share", **facts)
     F.record("fig6/window_removal/window_rate_after", rate["after"], seed, "share", **facts)
+    F.record("fig6/window_removal/window_rate_after_random", sum(res["random"]) / len(res["random"]),
+             seed, "share", random_rates=res["random"], **facts)
+    F.record("fig6/window_removal/after_over_random", res["after_over_random"], seed, "ratio", **facts)
+    F.record("fig6/window_removal/after_over_random_se", res["after_over_random_se"], seed, "ratio",
+             **facts)
+    F.record("fig6/window_removal/window_rate_after_batch_bn", batch_after, seed, "share", **facts)
     F.record("fig6/window_removal/n_dropped_maps", len(fit["dropped"]), seed, "maps", **facts)
     F.record("fig6/window_removal/logreg_acc", fit["accuracy"], seed, "share", **facts)
     if F.boxes_given is None:
@@ -72,8 +95,10 @@ def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
         s = min(w.show, len(before))
         F.grid(torch.cat([to_u8(before[:s]), to_u8(after[:s])]), "fig6_window_removal.png",
                f"Fig. 6: top row unmodified samples, bottom row the same z with the "
-               f"{len(fit['dropped'])} window maps (weight > 0) of G block {w.layer} zeroed; "
-               f"share with a window {rate['before']:.2f} -> {rate['after']:.2f}", nrow=s)
+               f"{len(fit['dropped'])} window maps (weight > 0) of G block {w.layer} zeroed (BN on an "
+               f"undropped batch's statistics); share with a window {rate['before']:.2f} -> "
+               f"{rate['after']:.2f} (as many random maps: {sum(res['random']) / len(res['random']):.2f})",
+               nrow=s)
 
 
 def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
@@ -87,7 +112,7 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
         return F.render01(variant, G, zz)
 
     res = arith.run_equation(z, x, probs, names, a.equation, render01, F.classify, a.exemplars,
-                             a.repeats, a.noisy, a.noise, seed)
+                             a.repeats, a.noisy, a.noise, seed, F.coherent)
     facts = dict(equation=a.equation, intended=res["intended"], exemplars=a.exemplars,
                  repeats=a.repeats, noisy=a.noisy, noise=a.noise, pool=a.pool,
                  exemplar_selection="automatic: the pool samples the attribute classifier scores "
@@ -95,7 +120,22 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
                  classifier_data=F.attr_source)
     F.record("fig7/vector_arithmetic/attribute_agreement", res["z_share"], seed, "share", **facts)
     F.record("fig7/vector_arithmetic/pixel_attribute_agreement", res["pixel_share"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/coherent_agreement", res["z_coherent"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/coherent_agreement_se", res["z_coherent_se"], seed, "share", **facts)
+    # counts (unit equations): each equation has one pixel result; the claim check derives
+    # the share and its binomial noise (a share of 0 on every seed would gate nothing)
+    F.record("fig7/vector_arithmetic/pixel_coherent_results", res["pixel_coherent_count"], seed,
+             "equations", **facts)
+    F.record("fig7/vector_arithmetic/equations", a.repeats, seed, "equations", **facts)
     F.record("fig7/vector_arithmetic/prior_rate", res["prior"], seed, "share", **facts)
+    # the yardstick: how many of the pool's plain samples the coherence judge calls one image
+    F.record("fig7/vector_arithmetic/coherent_samples", int(F.coherent(x).sum()), seed, "images",
+             pool=a.pool)
+    wrong, tested = F.coherence_errors
+    judged = dict(measured_on="held-out real labelled images and as many pixel-arithmetic "
+                              "overlays of them")
+    F.record("fig7/coherence_judge/errors", wrong, seed, "images", **judged)
+    F.record("fig7/coherence_judge/tested", tested, seed, "images", **judged)
     F.record("fig7/attribute_classifier/accuracy", sum(F.attr_acc) / len(F.attr_acc), seed, "share",
              per_attribute=dict(zip(names, F.attr_acc)), measured_on="held-out real labelled images")
     if draw:
@@ -107,24 +147,25 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
                f"Fig. 7: {eq} (one row per equation; {min(a.show, a.repeats)} of the {a.repeats} "
                f"measured): {a.exemplars} automatically chosen exemplars "
                f"per concept, the pixel-space result, then the z result and {a.noisy} samples with "
-               f"+-{a.noise} noise; share with {res['intended']}: z {res['z_share']:.2f}, "
-               f"pixels {res['pixel_share']:.2f}", nrow=3 * a.exemplars + 2 + a.noisy)
+               f"+-{a.noise} noise; share with {res['intended']} (and judged one coherent image): z {res['z_share']:.2f} "
+               f"({res['z_coherent']:.2f}), pixels {res['pixel_share']:.2f} ({res['pixel_coherent']:.2f})",
+               nrow=3 * a.exemplars + 2 + a.noisy)
 
-    direction, begin = arith.turn_vector(z, probs, names, a.turn_from, a.turn_to, a.turn_rows)
-    lines = walk.line_z(z[begin], direction, a.turn_frames)  # (R, T, Z)
-    R, T = lines.shape[:2]
-    frames = render01(lines.flatten(0, 1))
-    sm = walk.smoothness(walk.step_sizes(frames.view(R, T, -1)), F.cfg.walk.jump_ratio)
-    grid = frames.view(R, T, *frames.shape[1:])  # (R, T, C, H, W)
-    turned = arith.has(F.classify(grid[:, -1]), names, a.turn_to)
-    turned_rate = turned.float().mean().item()
+    turn = arith.run_turn(z, probs, names, a.turn_from, a.turn_to, a.turn_rows, a.turn_frames,
+                          render01, F.classify, F.coherent)
+    grid = turn["frames"]  # (R, T, C, H, W)
+    R, T = grid.shape[:2]
+    sm = walk.smoothness(walk.step_sizes(grid.reshape(R, T, -1)), F.cfg.walk.jump_ratio)
+    turned_rate = turn["turned_rate"]
     tfacts = dict(turn_from=a.turn_from, turn_to=a.turn_to, rows=R, frames=T, exemplars=a.turn_rows)
     F.record("fig8/turn_vector/mean_walk_max_step_ratio_pixel", sm["mean_row_ratio"], seed, "ratio",
              **tfacts)
     F.record("fig8/turn_vector/turned_rate", turned_rate, seed, "share", **tfacts)
+    F.record("fig8/turn_vector/walks", turn["walks"], seed, "walks", **tfacts)
     if draw:
         shown = grid[:a.show].flatten(0, 1)
         F.grid(to_u8(shown), "fig8_turn.png",
                f"Fig. 8: 'turn' vector mean z{a.turn_to} - mean z{a.turn_from}, added in {T} steps to "
-               f"{R} exemplars of {a.turn_from} ({min(a.show, R)} shown); rows ending with {a.turn_to}: "
+               f"{R} exemplars of {a.turn_from} ({min(a.show, R)} shown); rows ending with {a.turn_to} "
+               f"in one coherent image: "
                f"{turned_rate:.2f}", nrow=T)

@@ -23,6 +23,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from repro.figures.common import mean_se
+
 
 class _GuidedReLU(torch.autograd.Function):
     @staticmethod
@@ -97,7 +99,8 @@ def object_mass(grads: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
 
 def analyse(D: nn.Module, images: torch.Tensor, masks: torch.Tensor, features: int,
             top: int) -> dict:
-    """-> {"mass": mean share on objects, "index": (F, top), "grads": (F, top, C, H, W)}.
+    """-> {"mass": mean share on objects, "masses": (F, top) each image's share, "index":
+    (F, top), "grads": (F, top, C, H, W)}.
 
     images: float in D's pixel range; masks: (N, H, W) bool union of the objects.
     """
@@ -105,7 +108,7 @@ def analyse(D: nn.Module, images: torch.Tensor, masks: torch.Tensor, features: i
     index = top_responses(D, images, features, top)
     grads = torch.stack([saliency(D, images[index[f]], f) for f in range(len(index))])
     mass = torch.stack([object_mass(grads[f], masks[index[f]]) for f in range(len(index))])
-    return {"mass": mass.mean().item(), "index": index, "grads": grads}
+    return {"mass": mass.mean().item(), "masses": mass.cpu(), "index": index, "grads": grads}
 
 
 def visualise(grads: torch.Tensor) -> torch.Tensor:
@@ -113,3 +116,16 @@ def visualise(grads: torch.Tensor) -> torch.Tensor:
     flat = grads.flatten(-3)
     g = (grads - flat.mean(-1)[..., None, None, None]) / (3 * flat.std(-1)[..., None, None, None] + 1e-12)
     return ((g * 0.5 + 0.5).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def ratio_se(trained: dict, randoms: list[dict]) -> float:
+    """Standard error of mass(trained) / mean mass(randoms): the trained D's spread over the
+    images it analyses, the random Ds' over their images and inits (delta method)."""
+    t = trained["mass"]
+    r = sum(x["mass"] for x in randoms) / len(randoms)
+    se_t = mean_se(trained["masses"])
+    within = sum(mean_se(x["masses"]) ** 2 for x in randoms) / len(randoms) ** 2
+    between = (torch.tensor([x["mass"] for x in randoms]).var().item() / len(randoms)
+               if len(randoms) > 1 else 0.0)
+    se_r = (within + between) ** 0.5
+    return (t / max(r, 1e-12)) * ((se_t / max(t, 1e-12)) ** 2 + (se_r / max(r, 1e-12)) ** 2) ** 0.5

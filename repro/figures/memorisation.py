@@ -5,7 +5,8 @@ with the same distance for held-out real images, which the model never saw. A ge
 copies training images has samples much closer to the training set than held-out images are
 (ratio << 1); one that generalises has a ratio near 1 or above (its samples are also less
 perfect than real images). The ratio of medians is used because a few near-duplicates should
-not hide behind a mean and a few broken samples should not inflate it.
+not hide behind a mean and a few broken samples should not inflate it. Its noise (`ratio_se`)
+is the bootstrap spread over which samples and held-out images were drawn.
 """
 
 from __future__ import annotations
@@ -27,14 +28,19 @@ def nearest(queries: torch.Tensor, refs: torch.Tensor, device: torch.device | st
 
 
 def memorisation(samples: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor,
-                 device: torch.device | str = "cpu") -> dict:
-    """Float images in [0, 1] (N, C, H, W) -> {"ratio", "sample_median", "heldout_median",
-    "sample_dist", "sample_index"}: ratio = median NN distance of samples / of held-out images."""
+                 device: torch.device | str = "cpu", boot: int = 200) -> dict:
+    """Float images in [0, 1] (N, C, H, W) -> {"ratio", "ratio_se", "sample_median",
+    "heldout_median", "sample_dist", "sample_index"}: ratio = median NN distance of samples / of
+    held-out images; ratio_se its bootstrap standard error over `boot` resamples of both."""
     d_s, idx = nearest(samples, train, device)
     d_h, _ = nearest(heldout, train, device)
     heldout_median = d_h.median().item()
     if heldout_median <= 0:
         raise ReproError("held-out images coincide with training images (distance 0); "
                          "use disjoint splits for figures.split and figures.heldout_split")
-    return {"ratio": d_s.median().item() / heldout_median, "sample_median": d_s.median().item(),
+    g = torch.Generator().manual_seed(0)
+    rs = (d_s[torch.randint(0, len(d_s), (boot, len(d_s)), generator=g)].median(1).values
+          / d_h[torch.randint(0, len(d_h), (boot, len(d_h)), generator=g)].median(1).values.clamp_min(1e-12))
+    return {"ratio": d_s.median().item() / heldout_median, "ratio_se": rs.std().item(),
+            "sample_median": d_s.median().item(),
             "heldout_median": heldout_median, "sample_dist": d_s, "sample_index": idx}

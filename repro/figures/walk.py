@@ -10,7 +10,8 @@ content. The median, not the mean, is the reference so that a jump does not rais
 The figures' cells are the mean of that number over the walks, not its maximum: a maximum over
 hundreds of steps is an extreme value, whose spread over which z were drawn does not shrink with
 more walks (the smoke gate measured 2.3-2.9 over six seeds at 24 and at 96 walks). The jumps
-themselves are counted, and the figure's verdict rests on that count.
+themselves are counted, and the figure's verdict rests on the number of walks with a jump
+(`jump_walks`) out of the walks drawn.
 """
 
 from __future__ import annotations
@@ -55,3 +56,8 @@ def smoothness(steps: torch.Tensor, jump_ratio: float) -> dict:
     return {"max_ratio": row_ratio.max().item(), "mean_row_ratio": row_ratio.mean().item(),
             "row_ratio": row_ratio,
             "mean_step": steps.mean().item(), "jumps": jumps}
+
+
+def jump_walks(jumps: set[tuple[int, int]]) -> int:
+    """Jumps [(row, k)] -> the number of walks (rows) with at least one jump."""
+    return len({r for r, _ in jumps})

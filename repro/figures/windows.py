@@ -7,8 +7,13 @@
    random cells of the same image outside every box are negatives. A logistic regression
    separates them (accuracy on held-out samples).
 3. Every feature map whose weight is > 0 is zeroed at all locations (`dropped`), and the same z
-   are rendered with and without the drop. The number is the share of samples the window
-   detector says show a window, before and after.
+   are rendered with and without the drop, and with as many randomly chosen maps dropped
+   (`random_draws` draws): `removal`. The renders use the BN statistics of an undropped batch
+   (common.frozen_statistics): on batch statistics the next BN layer re-normalises the
+   dropped activations and undoes much of the drop. The number is the share of samples the
+   window detector says show a window; the claim's number is that share after dropping the
+   window maps over the mean share after dropping random maps (1: the window maps are no
+   more about windows than any maps; 0: only they remove windows).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import nn
 
 from repro.errors import ReproError
 from repro.figures.common import Box, boxes_mask
+from repro.utils.stats import binomial_se
 
 
 def g_layer(G: nn.Module, layer: int) -> nn.Module:
@@ -125,6 +131,38 @@ def window_maps(X: torch.Tensor, y: torch.Tensor, ids: torch.Tensor, seed: int,
         held = LogisticRegression(C=C, max_iter=2000).fit(X[~test].numpy(), y[~test].numpy())
         acc = float(held.score(X[test].numpy(), y[test].numpy()))
     return {"dropped": torch.nonzero(w > 0).flatten().tolist(), "accuracy": acc, "weights": w}
+
+
+def removal(render: Callable[[torch.Tensor], torch.Tensor], module: nn.Module,
+            dropped: Sequence[int], n_maps: int, z: torch.Tensor,
+            detect: Callable[[torch.Tensor], torch.Tensor], draws: int, seed: int) -> dict:
+    """Window rates of `render(z)` as is, with `dropped` maps of `module` zeroed, and with as
+    many of its `n_maps` maps, chosen at random, zeroed (`draws` draws under `seed`).
+
+    `detect`: images -> (N,) bool "shows a window". -> {"before", "after", "random" (draws,),
+    "after_over_random", "after_over_random_se", "after_images", "before_images"}; the se
+    combines the binomial noise of `after` over the samples with the spread of the random
+    draws (delta method).
+    """
+    before_images = render(z)
+    with drop_maps(module, dropped):
+        after_images = render(z)
+    rate = lambda x: detect(x).float().mean().item()  # noqa: E731
+    g = torch.Generator().manual_seed(seed)
+    randoms = []
+    for _ in range(draws):
+        pick = torch.randperm(n_maps, generator=g)[:len(dropped)].tolist()
+        with drop_maps(module, pick):
+            randoms.append(rate(render(z)))
+    before, after = rate(before_images), rate(after_images)
+    r = torch.tensor(randoms, dtype=torch.float64)
+    mean_r = max(r.mean().item(), 1e-12)
+    se_a = binomial_se(after, len(z))
+    se_r = (r.std().item() / draws ** 0.5) if draws > 1 else binomial_se(mean_r, len(z))
+    ratio = after / mean_r
+    se = ((se_a / mean_r) ** 2 + (ratio * se_r / mean_r) ** 2) ** 0.5
+    return {"before": before, "after": after, "random": randoms, "after_over_random": ratio,
+            "after_over_random_se": se, "before_images": before_images, "after_images": after_images}
 
 
 # ---------------------------------------------------------------- annotation file (paper profile)

@@ -3,9 +3,12 @@
 The paper's figures are qualitative; a check turns the claim into a test of one harness number
 (or two, compared with each other) against a stated threshold:
 
-- supports: the number is on the claim's side of the threshold;
-- contradicts: it is not (e.g. DCGAN vector arithmetic agreeing less often than the same
-  arithmetic on pixels, Fig. 7);
+- supports: the number is on the claim's side of the threshold, by more than its noise;
+- contradicts: it is on the other side, by more than its noise (e.g. DCGAN vector arithmetic
+  agreeing less often than the same arithmetic on pixels, Fig. 7);
+- inconclusive: the margin (the number's signed distance from the threshold, positive on the
+  claim's side) is within NOISE_K standard errors of zero: the draws the number already makes
+  (samples, walks, equations, random inits, random maps) could move it to either side;
 - not comparable: the judge the number relies on (window detector, attribute classifier) is too
   inaccurate for the number to mean anything, so no side is taken;
 - not run: a number the check needs is missing.
@@ -20,12 +23,16 @@ from typing import Any, Callable
 
 from repro.published import load_figures
 from repro.report.build import FigureEntry, Measured, figure_cell_ids
+from repro.utils.stats import binomial_se
 
 SUPPORTS = "supports"
 CONTRADICTS = "contradicts"
+INCONCLUSIVE = "inconclusive"
 NOT_COMPARABLE = "not comparable"
 NOT_RUN = "not run"
 
+# a margin within this many standard errors of zero decides nothing (about 95% two-sided)
+NOISE_K = 2.0
 # a judge (a classifier whose verdicts a number counts) below this accuracy decides nothing
 JUDGE_ACCURACY = 0.8
 # samples at least this close to held-out images as to training images are not copies
@@ -49,6 +56,27 @@ class ClaimCheck:
     number: str  # what the harness measured, in words with the values
     threshold: str  # what would support the claim
     verdict: str
+    margin: float | None = None  # signed distance from the threshold, > 0 on the claim's side
+    noise: float | None = None  # the margin's standard error over the draws; None: not measured
+
+    @property
+    def margin_text(self) -> str:
+        """'margin +0.12 ± 0.03' (± one standard error), or '-' when no margin applies."""
+        if self.margin is None:
+            return "-"
+        noise = f" ± {_f(self.noise)}" if self.noise is not None else " (± not measured)"
+        return f"margin {self.margin:+.3g}{noise}"
+
+
+def decide(margin: float, noise: float | None) -> str:
+    """The verdict of a margin (> 0: the claim's side) with standard error `noise`."""
+    if noise is not None and abs(margin) <= NOISE_K * noise:
+        return INCONCLUSIVE
+    return SUPPORTS if margin > 0 else CONTRADICTS
+
+
+def _decided(number: str, threshold: str, margin: float, noise: float | None) -> ClaimCheck:
+    return ClaimCheck(number, threshold, decide(margin, noise), margin, noise)
 
 
 def _v(values: dict[str, float], key: str) -> float | None:
@@ -69,13 +97,15 @@ def _judged(values: dict[str, float], judge: str, name: str) -> str | None:
     return None
 
 
-def _judged_check(v: dict[str, float], number: str, threshold: str, holds: bool, judge: str,
-                  name: str) -> ClaimCheck:
-    """A check whose number counts a judge's verdicts: no side taken when the judge is weak."""
-    weak = _judged(v, judge, name)
-    if weak:
-        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
-    return ClaimCheck(number, threshold, SUPPORTS if holds else CONTRADICTS)
+def _judged_check(v: dict[str, float], number: str, threshold: str, margin: float,
+                  noise: float | None, judges: tuple[tuple[str, str], ...]) -> ClaimCheck:
+    """A check whose number counts judges' verdicts ((cell, name) each): no side taken when
+    one of them is weak."""
+    for judge, name in judges:
+        weak = _judged(v, judge, name)
+        if weak:
+            return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE, margin, noise)
+    return _decided(number, threshold, margin, noise)
 
 
 def _memorisation(suffix: str) -> Callable[[dict[str, float]], ClaimCheck | None]:
@@ -83,63 +113,99 @@ def _memorisation(suffix: str) -> Callable[[dict[str, float]], ClaimCheck | None
         ratio = _v(v, suffix)
         if ratio is None:
             return None
-        return ClaimCheck(f"nearest-training / nearest-held-out distance ratio {_f(ratio)}",
-                          f"ratio >= {MEMORISATION_RATIO} (copies give << 1)",
-                          SUPPORTS if ratio >= MEMORISATION_RATIO else CONTRADICTS)
+        return _decided(f"nearest-training / nearest-held-out distance ratio {_f(ratio)}",
+                        f"ratio >= {MEMORISATION_RATIO} (copies give << 1)",
+                        ratio - MEMORISATION_RATIO, _v(v, f"{suffix}_se"))
     return check
 
 
+# Fig. 4: at most this share of the walks may hold a sharp jump (a step above
+# figures.walk.jump_ratio x the walk's median step): a memorising generator jumps in most walks
+# that cross between its memorised images, a smooth one in none; a share, not "no jump at all",
+# so that one extreme step among hundreds of walks does not decide.
+WALK_JUMP_SHARE = 0.05
+
+
 def _walk(v: dict[str, float]) -> ClaimCheck | None:
-    jumps, ratio = _v(v, "latent_walk/n_jumps"), _v(v, "latent_walk/mean_walk_max_step_ratio_pixel")
-    if jumps is None:
+    jumped, walks = _v(v, "latent_walk/walks_with_jump"), _v(v, "latent_walk/walks")
+    if jumped is None or not walks:
         return None
-    extra = f"; largest / median step per walk, mean {_f(ratio)}" if ratio is not None else ""
-    return ClaimCheck(f"{int(jumps)} sharp jumps{extra}",
-                      "no jump (a step above figures.walk.jump_ratio x the row's median)",
-                      SUPPORTS if jumps == 0 else CONTRADICTS)
+    share, ratio = jumped / walks, _v(v, "latent_walk/mean_walk_max_step_ratio_pixel")
+    jumps = _v(v, "latent_walk/n_jumps")
+    extra = f", {int(jumps)} jumps" if jumps is not None else ""
+    extra += f"; largest / median step per walk, mean {_f(ratio)}" if ratio is not None else ""
+    return _decided(f"{int(jumped)} of {int(walks)} walks with a sharp jump{extra}",
+                    f"share <= {WALK_JUMP_SHARE} (a jump: a step above figures.walk.jump_ratio x "
+                    "the walk's median)", WALK_JUMP_SHARE - share, binomial_se(share, int(walks)))
 
 
 def _guided(v: dict[str, float]) -> ClaimCheck | None:
-    ratio = _v(v, "guided_backprop/trained_over_random_concentration")
+    key = "guided_backprop/trained_over_random_concentration"
+    ratio = _v(v, key)
     if ratio is None:
         return None
     trained, random = (_v(v, f"guided_backprop/object_mass_{k}") for k in ("trained", "random"))
     masses = (f" (object mass {_f(trained)} trained, {_f(random)} random)"
               if trained is not None and random is not None else "")
-    return ClaimCheck(f"trained / random D saliency concentration on objects {_f(ratio)}{masses}",
-                      "ratio > 1 (trained D looks at objects more than a random D)",
-                      SUPPORTS if ratio > 1 else CONTRADICTS)
+    return _decided(f"trained / random D saliency concentration on objects {_f(ratio)}{masses}",
+                    "ratio > 1 (trained D looks at objects more than a random D)", ratio - 1,
+                    _v(v, f"{key}_se"))
+
+
+# Fig. 6: "mostly forgets": after dropping the window maps, at most this share of the windows
+# that dropping as many random maps leaves (the random drop is the baseline: dropping any maps
+# changes what G draws).
+WINDOW_SHARE = 0.5
 
 
 def _windows(v: dict[str, float]) -> ClaimCheck | None:
     before, after = _v(v, "window_removal/window_rate_before"), _v(v, "window_removal/window_rate_after")
-    if before is None or after is None:
+    ratio, random = _v(v, "window_removal/after_over_random"), _v(v, "window_removal/window_rate_after_random")
+    if before is None or after is None or ratio is None:
         return None
-    return _judged_check(v, f"window rate {_f(before)} before, {_f(after)} after dropping the maps",
-                         "after <= half of before (\"mostly forgets\")", after <= before / 2,
-                         "window_detector/accuracy", "window detector")
+    rand = f", {_f(random)} after dropping as many random maps" if random is not None else ""
+    return _judged_check(v, f"window rate {_f(before)} before, {_f(after)} after dropping the "
+                         f"window maps{rand}: ratio to random {_f(ratio)}",
+                         f"after / after random maps <= {WINDOW_SHARE} (\"mostly forgets\")",
+                         WINDOW_SHARE - ratio, _v(v, "window_removal/after_over_random_se"),
+                         (("window_detector/accuracy", "window detector"),))
+
+
+ARITH_JUDGES = (("attribute_classifier/accuracy", "attribute classifier"),
+                ("coherence_judge/accuracy", "coherence judge"))
+
+
+def _accuracies(values: dict[str, float]) -> dict[str, float]:
+    """The coherence judge's accuracy from its counts (errors, tested), as the other judges'
+    accuracies are stored."""
+    wrong, tested = values.get("fig7/coherence_judge/errors"), values.get("fig7/coherence_judge/tested")
+    return {"fig7/coherence_judge/accuracy": 1 - wrong / tested} if wrong is not None and tested else {}
 
 
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
-    z, pixel = _v(v, "vector_arithmetic/attribute_agreement"), _v(v, "vector_arithmetic/pixel_attribute_agreement")
-    if z is None or pixel is None:
+    base = "vector_arithmetic/"
+    z, count, n = (_v(v, base + k) for k in ("coherent_agreement", "pixel_coherent_results", "equations"))
+    if z is None or count is None or not n:
         return None
-    return _judged_check(v, f"attribute agreement {_f(z)} for z arithmetic, {_f(pixel)} for the "
-                         "same in pixels", "z arithmetic > pixel arithmetic", z > pixel,
-                         "attribute_classifier/accuracy", "attribute classifier")
+    pixel, z_se = count / n, _v(v, base + "coherent_agreement_se")
+    # the z share's noise over its equations; the pixel share's is binomial (one result each)
+    noise = (z_se ** 2 + binomial_se(pixel, int(n)) ** 2) ** 0.5 if z_se is not None else None
+    za, pa = _v(v, base + "attribute_agreement"), _v(v, base + "pixel_attribute_agreement")
+    attrs = (f" (attributes alone: {_f(za)} z, {_f(pa)} pixels)" if za is not None and pa is not None
+             else "")
+    return _judged_check(v, f"share with the intended attributes in one coherent image {_f(z)} for "
+                         f"z arithmetic, {_f(pixel)} for the same in pixels{attrs}",
+                         "z arithmetic > pixel arithmetic", z - pixel, noise, ARITH_JUDGES)
 
 
 def _turn(v: dict[str, float]) -> ClaimCheck | None:
-    rate = _v(v, "turn_vector/turned_rate")
+    rate, walks = _v(v, "turn_vector/turned_rate"), _v(v, "turn_vector/walks")
     if rate is None:
         return None
-    number = f"share of walks that end turned {_f(rate)}"
-    threshold = "share >= 0.5"
-    # the turn is judged by Fig. 7's attribute classifier
-    weak = _judged(v, "attribute_classifier/accuracy", "attribute classifier")
-    if weak:
-        return ClaimCheck(f"{number}; {weak}", threshold, NOT_COMPARABLE)
-    return ClaimCheck(number, threshold, SUPPORTS if rate >= 0.5 else CONTRADICTS)
+    noise = binomial_se(rate, int(walks)) if walks else None
+    # the turn is judged by Fig. 7's attribute classifier and coherence judge
+    return _judged_check(v, f"share of walks that end turned, in one coherent image {_f(rate)}",
+                         "share >= 0.5", rate - 0.5, noise, ARITH_JUDGES)
 
 
 # Fig. 9: a 1-NN classifier trained on the samples (Table 3's protocol) must classify real test
@@ -152,9 +218,8 @@ def _digits(v: dict[str, float]) -> ClaimCheck | None:
     if err is None:
         return None
     vs = f" (real digits: {_f(real)}%)" if real is not None else ""
-    return ClaimCheck(f"1-NN trained on the samples: {_f(err)}% test error{vs}",
-                      f"error < {DIGITS_ERROR:g}% (chance: 90%)",
-                      SUPPORTS if err < DIGITS_ERROR else CONTRADICTS)
+    return _decided(f"1-NN trained on the samples: {_f(err)}% test error{vs}",
+                    f"error < {DIGITS_ERROR:g}% (chance: 90%)", DIGITS_ERROR - err, None)
 
 
 # figure id -> its check; the values it reads are keyed by cell id without the "figN/" prefix
@@ -174,7 +239,9 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 # Cells read by other figures' checks too: the judges' accuracies, the generators' realism and
 # Table 3's digits (Fig. 8's turn is judged by the attribute classifier Fig. 7's cells describe).
 SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                   "/window_rate_vs_real", "table3/dcgan/err@50k", "table3/real/err@50k")
+                   "/coherence_judge/accuracy", "/coherence_judge/errors",
+                   "/coherence_judge/tested", "/window_rate_vs_real", "table3/dcgan/err@50k",
+                   "table3/real/err@50k")
 
 
 def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float | None]) -> ClaimCheck:
@@ -183,6 +250,7 @@ def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float |
     rule = CHECKS.get(fig)
     if rule is None:
         return ClaimCheck("-", "no number can test this claim", NOT_COMPARABLE)
+    every = {**every, **_accuracies(every)}
     judges = {cid.split("/", 1)[1]: v for cid, v in every.items()
               if cid.endswith(SHARED_SUFFIXES) and v is not None}
     values = {**judges, **{cid.split("/", 1)[1]: v for cid, v in own.items() if v is not None}}
@@ -219,11 +287,12 @@ def _gate(fig: str, found: ClaimCheck, judges: dict[str, float]) -> ClaimCheck:
     learned = f"generator's window rate {_f(ratio)} x real rooms'"
     threshold = f"{found.threshold}; generator learned: window rate >= {LEARNED_RATIO} x real"
     weak = _judged(judges, "window_detector/accuracy", "window detector")
+    m = dict(margin=found.margin, noise=found.noise)
     if weak:
-        return ClaimCheck(f"{found.number}; {learned}, {weak}", threshold, NOT_COMPARABLE)
+        return ClaimCheck(f"{found.number}; {learned}, {weak}", threshold, NOT_COMPARABLE, **m)
     if ratio >= LEARNED_RATIO:
-        return ClaimCheck(f"{found.number}; {learned}", threshold, found.verdict)
-    return ClaimCheck(f"{found.number}; {learned}: not learned", threshold, NOT_COMPARABLE)
+        return ClaimCheck(f"{found.number}; {learned}", threshold, found.verdict, **m)
+    return ClaimCheck(f"{found.number}; {learned}: not learned", threshold, NOT_COMPARABLE, **m)
 
 
 def _source_name(source: str, dataset: str | None) -> str:

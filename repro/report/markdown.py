@@ -17,7 +17,9 @@ from tabulate import tabulate
 from repro.report.build import (
     HARNESS_ONLY, INFORMATIONAL, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Report, Row,
 )
-from repro.report.claims import check_figure, data_label, heading
+from repro.report.claims import (
+    CONTRADICTS, INCONCLUSIVE, NOISE_K, SUPPORTS, check_figure, data_label, heading,
+)
 from repro.report.compare import Comparison
 from repro.report.format import (
     Table, appendix, comparison_tables, figure_numbers, harness_table, informational_table,
@@ -66,12 +68,54 @@ def inputs_check(report: Report) -> list[str]:
         f"- `{stem}`: {problem}" for stem, problem in report.mismatches]
 
 
+FIGURE_RULES = (
+    f"Claim checks: **{SUPPORTS}** / **{CONTRADICTS}** when the number is on the claim's / the "
+    "other side of its threshold by more than the noise; the margin is its signed distance from "
+    "the threshold (+ on the claim's side) ± one standard error over the draws the figure makes "
+    f"(samples, walks, equations, random inits or maps); **{INCONCLUSIVE}** when the margin is "
+    f"within {NOISE_K:g} standard errors of zero. Each check is run on controls (section "
+    "Controls)."
+)
+
+
+def margin_suffix(check) -> str:
+    """' (margin +x ± se)' after a verdict, or nothing when the check has no margin."""
+    return f" ({check.margin_text})" if check.margin is not None else ""
+
+
 def figure_verdicts(report: Report) -> Table:
     rows = []
     for entry in report.figures:
         check = check_figure(entry, report.measured)
-        rows.append([f"Fig. {entry.spec.number}", data_label(entry) or "-", check.verdict])
-    return ["Figure", "Data used", "Claim check"], rows
+        rows.append([f"Fig. {entry.spec.number}", data_label(entry) or "-", check.verdict,
+                     check.margin_text.removeprefix("margin ")])
+    return ["Figure", "Data used", "Claim check", "Margin ± se"], rows
+
+
+def controls_tables() -> tuple[Table, Table]:
+    """The Controls section's tables: each claim check on its positive and negative control,
+    and the table verdict on constructed cells (repro.report.controls)."""
+    from repro.report.controls import run_controls, table_controls
+
+    rows = [[c.check, c.positive, f"{c.pos.verdict} ({c.pos.margin_text})", c.negative,
+             f"{c.neg.verdict} ({c.neg.margin_text})", "pass" if c.passed else "**FAIL**"]
+            for c in run_controls()]
+    checks = (["Check", "Positive control (claim holds)", "gave", "Negative control (claim fails)",
+               "gave", ""], rows)
+    tables = (["Table cell (Table 3 DCGAN @50K, band: max(±, tolerance))", "verdict", ""],
+              [[t.case, t.verdict, "pass" if t.passed else "**FAIL**"] for t in table_controls()])
+    return checks, tables
+
+
+CONTROLS_INTRO = (
+    "Every claim check and the table verdict run on tiny constructed models "
+    "(`repro/report/controls.py`, tested by `tests/test_controls.py`): a check must say "
+    f"{SUPPORTS} where the claim holds by construction and {CONTRADICTS} where it fails.")
+
+
+def _controls() -> list[str]:
+    checks, tables = controls_tables()
+    return ["## Controls", "", CONTROLS_INTRO, "", md_table(checks), "", md_table(tables), ""]
 
 
 def _page_one(report: Report, charts: dict[str, Path], out_dir: Path) -> list[str]:
@@ -89,7 +133,7 @@ def _page_one(report: Report, charts: dict[str, Path], out_dir: Path) -> list[st
     if info[1]:
         lines += ["Informational cells (not results):", "", md_table(info), ""]
     lines += ["Figures, each claim against its harness number:", "",
-              md_table(figure_verdicts(report)), "", RULES, ""]
+              md_table(figure_verdicts(report)), "", RULES, "", FIGURE_RULES, ""]
     return lines
 
 
@@ -126,7 +170,7 @@ def _figures(report: Report, out_dir: Path) -> list[str]:
                   f"- **Paper's claim:** {entry.spec.claim.strip()}",
                   f"- **Harness's number:** {check.number}",
                   f"- **Supports the claim if:** {check.threshold}",
-                  f"- **Verdict:** {check.verdict}", ""]
+                  f"- **Verdict:** {check.verdict}{margin_suffix(check)}", ""]
         if entry.numbers:
             lines += [md_table(figure_numbers(entry.numbers)), ""]
         if entry.images:
@@ -227,6 +271,7 @@ def render_markdown(report: Report, out_dir: Path, charts: dict[str, Path],
         lines += [f"> No metrics directory at `{report.metrics_dir}`: nothing has been run, "
                   "so every published cell is \"not run\".", ""]
     lines += _page_one(report, charts, out_dir) + _tables(report) + _figures(report, out_dir)
+    lines += _controls()
     lines += _training(report, charts, out_dir) + _appendix(report) + _provenance(report)
     if comparison is not None:
         lines += comparison_markdown(comparison)

@@ -34,7 +34,8 @@ from repro.report.format import (
     libraries_table, provenance_table, result_table, shipped_table, summary_table,
 )
 from repro.report.markdown import (
-    RULES, appendix_sections, figure_verdicts, headline, inputs_check,
+    CONTROLS_INTRO, FIGURE_RULES, RULES, appendix_sections, controls_tables, figure_verdicts,
+    headline, inputs_check, margin_suffix,
 )
 from repro.utils.io import atomic_path
 
@@ -131,8 +132,21 @@ def _page_one(report: Report, charts: dict[str, Path]) -> list:
     if info[1]:
         story += [_p("Informational cells (not results)", "h2"), _table(info)]
     story += [_p("Figures: each claim against its harness number", "h2"),
-              _table(figure_verdicts(report)), Spacer(0, 4), _p(RULES, "small")]
+              _table(figure_verdicts(report)), Spacer(0, 4), _p(RULES, "small"),
+              _p(FIGURE_RULES, "small")]
     return story
+
+
+def _controls() -> list:
+    """The Markdown's Controls tables, short: each check's two verdicts (the controls
+    themselves are described in report.md)."""
+    checks, tables = controls_tables()
+    short = (["Check", "positive control gave", "negative control gave", ""],
+             [[r[0], r[2].split(" (")[0], r[4].split(" (")[0], r[5]] for r in checks[1]])
+    passed = sum(r[2] == "pass" for r in tables[1])
+    return [_p("Controls", "h2"), _p(CONTROLS_INTRO, "small"), _table(short),
+            _p(f"Table verdict on constructed Table 3 cells (at, inside and outside the band; a "
+               f"protocol field changed): {passed} of {len(tables[1])} as expected.", "small")]
 
 
 def _tables(report: Report) -> list:
@@ -156,8 +170,8 @@ def _figures(report: Report) -> list:
         block = [_p(heading(entry), "h2"),
                  _p(f"**Paper's claim:** {entry.spec.claim.strip()}", "small"),
                  _p(f"**Harness's number:** {check.number}", "small"),
-                 _p(f"**Supports the claim if:** {check.threshold}. **Verdict: {check.verdict}**",
-                    "small")]
+                 _p(f"**Supports the claim if:** {check.threshold}. **Verdict: {check.verdict}**"
+                    f"{margin_suffix(check)}", "small")]
         images = [_image(p, WIDTH / 2 - 0.2 * cm, 5.5 * cm) for p in entry.images[:2]]
         if images:
             block.append(RLTable([images], hAlign="LEFT"))
@@ -211,7 +225,7 @@ def render_pdf(report: Report, path: Path, charts: dict[str, Path],
              _p(f"Radford, Metz & Chintala (2015). Published numbers: {report.source}. Metrics: "
                 f"{report.metrics_dir} ({report.n_metrics_files} files); provenance: "
                 f"{report.provenance_dir}; figures: {report.figures_dir}.", "small")]
-    story += _page_one(report, charts) + _tables(report) + _figures(report)
+    story += _page_one(report, charts) + _tables(report) + _figures(report) + _controls()
     story += _later(report, charts, comparison)
     with atomic_path(path) as tmp:
         doc = SimpleDocTemplate(str(tmp), pagesize=A4, leftMargin=1.5 * cm, rightMargin=1.5 * cm,

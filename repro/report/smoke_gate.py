@@ -2,6 +2,7 @@
 
     python -m repro.report.smoke_gate                 # fail (exit 1) listing drifting cells
     python -m repro.report.smoke_gate --update        # regenerate the baseline on purpose
+    python -m repro.report.smoke_gate --update --stage figures   # only that stage's cells
     python -m repro.report.smoke_gate --rederive      # new tolerance rule, same stored runs
     python -m repro.report.smoke_gate --foreign       # check as if on another kind of machine
     python -m repro.report.smoke_gate --keep DIR      # leave the run in DIR (CI reuses it)
@@ -12,7 +13,8 @@ that seed: `with_seed`). It stores, per
 cell, the reference seed's value, the values of all seeds, their spread and a tolerance:
 
     tol = K x s   (K = 4; s = sample standard deviation over the seeds), at least
-    - one count for whole-count cells (COUNT_UNITS: feature widths, jumps, dropped maps): a
+    - one count for whole-count cells (COUNT_UNITS: feature widths, jumps, dropped maps,
+      walks with a jump, equations, images a judge got wrong): a
       count moves in whole steps, and six seeds alike bound nothing below one step. What
       keeps a count at zero sharp (Fig. 4's jumps) is the figure's verdict, below;
     - 1e-6 x max(1, |value|) for the others, so that cells every seed gives alike absorb
@@ -59,12 +61,13 @@ PROFILE = "smoke"
 SEEDS = (0, 1, 2, 3, 4, 5)
 K = 4.0
 REL_FLOOR = 1e-6
-COUNT_UNITS = frozenset({"steps", "maps", "units"})
+COUNT_UNITS = frozenset({"steps", "maps", "units", "walks", "equations", "images"})
 COUNT_FLOOR = 1.0
 THREADS = 2
 RULE = ("tol = 4 x s, s the sample std of the cell over the smoke pipeline run once per seed "
         "in `seeds` (every training and protocol seed set to it), at least one count for "
-        "whole-count cells (units steps, maps, units) and 1e-6 x max(1, |value|) for the others; "
+        "whole-count cells (units steps, maps, units, walks, equations, images) and "
+        "1e-6 x max(1, |value|) for the others; "
         "a cell null in every seed (a row the profile does not run) must stay null; exact "
         "(tol 0) on the platform whose fingerprint made the baseline")
 # Sharpness caps: the widest tolerance a cell may have, by unit. Wider means the smoke run
@@ -193,6 +196,55 @@ def update(repo: Path, workdir: Path | None, seeds: tuple[int, ...] = SEEDS,
     fp = fingerprint(THREADS)
     # the reference values are the first seed's
     return _write_baseline(repo, runs, seeds[0], units, fp, fingerprint_id(fp), force)
+
+
+# Stages whose cells `--update --stage` can regenerate alone: their cells depend on no
+# trained-in-the-run model (the figures read shipped generators and judges), so running the
+# stage and what it depends on per seed gives the cells a whole-pipeline sweep would.
+STAGE_ONLY = {"figures": "figures"}  # dvc stage -> its metrics file stem
+
+
+def stage_runs(old: dict[str, Any], stem: str, fresh: dict[int, dict[str, Any]]
+               ) -> dict[int, dict[str, Any]]:
+    """The baseline's stored seed runs with every `<stem>/` cell replaced by `fresh`'s (a
+    seed -> values map of that stage's new runs; cells it no longer writes are dropped)."""
+    out = {}
+    for seed, values in fresh.items():
+        i = old["seeds"].index(seed)
+        kept = {key: cell["runs"][i] for key, cell in old["cells"].items()
+                if not key.startswith(f"{stem}/")}
+        kept.update((key, None) for key in old.get("not_run", []) if not key.startswith(f"{stem}/"))
+        out[seed] = {**kept, **{k: v for k, v in values.items() if k.startswith(f"{stem}/")}}
+    return out
+
+
+def update_stage(repo: Path, workdir: Path | None, stage: str, force: bool = False) -> int:
+    """Regenerate only `stage`'s cells (and the verdicts) of the committed baseline: the stage
+    and its upstream run once per baseline seed, the other cells keep their stored runs. On
+    the baseline's platform only: the kept runs were measured there."""
+    if stage not in STAGE_ONLY:
+        raise ReproError(f"--stage {stage!r}: only {sorted(STAGE_ONLY)} can be regenerated "
+                         f"alone; use {REGENERATE} for the whole baseline")
+    old, stem = load_baseline(repo), STAGE_ONLY[stage]
+    fp = fingerprint(THREADS)
+    if fingerprint_id(fp) != old["platform_id"]:
+        raise ReproError(f"this platform ({fingerprint_id(fp)}) is not the baseline's "
+                         f"({old['platform_id']}): the kept cells would mix platforms; run "
+                         f"{REGENERATE}")
+    fresh, units = {}, {}
+    for n, seed in enumerate(old["seeds"], 1):
+        print(f"smoke stage {stage}, seed {seed} ({n}/{len(old['seeds'])})", flush=True)
+        _pin_threads()
+        with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+            run = run_pipeline(repo, Path(tmp) / "smoke", PROFILE, edit_profile=with_seed(seed),
+                               targets=[stage])
+            fresh[seed], units = metrics_values(_metrics_dir(repo, run))
+    kept_units = {k: u for k, u in old["units"].items() if not k.startswith(f"{stem}/")}
+    units = {**kept_units, **{k: u for k, u in units.items() if k.startswith(f"{stem}/")}}
+    return _write_baseline(repo, stage_runs(old, stem, fresh), old["reference_seed"], units,
+                           old["platform"], old["platform_id"], force,
+                           stage_updated=f"{stage}: {REGENERATE} --stage {stage} (the other "
+                                         f"cells' runs are those of `{REGENERATE}`)")
 
 
 def rederive(repo: Path, force: bool = False) -> int:
@@ -347,6 +399,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rederive", action="store_true",
                     help="re-derive the tolerances of the committed baseline from its stored "
                          "seed runs under the current rule (seconds; no pipeline run)")
+    ap.add_argument("--stage", choices=sorted(STAGE_ONLY), default=None,
+                    help="with --update: rerun only this stage (and what it depends on) per "
+                         "seed and replace only its cells, keeping the others' stored runs")
     ap.add_argument("--force", action="store_true",
                     help="with --update or --rederive: write the baseline even if cells exceed "
                          "their cap")
@@ -361,7 +416,11 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path(".")
     if args.update and args.rederive:
         ap.error("--update measures new runs, --rederive reuses the stored ones: pass one")
-    code = (update(repo, args.workdir, force=args.force) if args.update
+    if args.stage and not args.update:
+        ap.error("--stage works with --update only")
+    code = (update_stage(repo, args.workdir, args.stage, force=args.force)
+            if args.update and args.stage
+            else update(repo, args.workdir, force=args.force) if args.update
             else rederive(repo, force=args.force) if args.rederive
             else check(repo, args.workdir, foreign=args.foreign, keep=args.keep))
     raise SystemExit(code)

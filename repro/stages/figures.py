@@ -22,7 +22,7 @@ import torch
 from repro.data.base import ImageSet, to_float
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
-from repro.figures import guided, judges, memorisation, nets, walk, windows
+from repro.figures import coherence, guided, judges, memorisation, nets, walk, windows
 from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
@@ -167,6 +167,15 @@ class Figures:
                 self.arith_deviations.append(d)
         pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
         self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
+        # Trained in the run on the attribute classifier's data (not shipped): real rooms
+        # against pixel-arithmetic overlays of them (repro.figures.coherence).
+        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2 + self.cfg.judge_seed)
+        x_fit, _, _ = judges.attribute_data(self.cfg, fit_set, a.split, a.max_images,
+                                            self.stage.params, self.stage.dry_run)
+        net = coherence.train(x_fit, a.exemplars, a.classifier_steps, self.cfg.judge_seed, self.dev)
+        self.coherence_errors = coherence.errors(net, x_test, a.exemplars, 1 + self.cfg.judge_seed,
+                                                 self.dev)
+        self.coherent = coherence.judge(net, self.dev)
 
     def classify(self, x01: torch.Tensor) -> torch.Tensor:
         return nets.predict(self.attr_net, x01, self.dev)
@@ -179,6 +188,8 @@ class Figures:
         self.record(f"{fig}/lsun_samples_{label}/nn_train_over_heldout_l2", res["ratio"], seed, "ratio",
                     n_samples=m.n_samples, sample_median_l2=res["sample_median"],
                     heldout_median_l2=res["heldout_median"])
+        self.record(f"{fig}/lsun_samples_{label}/nn_train_over_heldout_l2_se", res["ratio_se"], seed,
+                    "ratio", n_samples=m.n_samples, how="bootstrap over samples and held-out images")
         if self.detector is not None and self.real_window_rate > 0:
             # Has the generator learned its data? Blurry or broken samples hold no window the
             # detector recognises; a learned generator draws them about as often as real rooms
@@ -215,7 +226,11 @@ class Figures:
         self.record("fig4/latent_walk/mean_walk_max_step_ratio_dfeat", dfe["mean_row_ratio"], seed,
                     "ratio", **facts)
         self.record("fig4/latent_walk/mean_step_pixel", pix["mean_step"], seed, "L2 [0,1] pixels", **facts)
-        self.record("fig4/latent_walk/n_jumps", len(set(pix["jumps"]) | set(dfe["jumps"])), seed, "steps", **facts)
+        jumps = set(pix["jumps"]) | set(dfe["jumps"])
+        self.record("fig4/latent_walk/n_jumps", len(jumps), seed, "steps", **facts)
+        # counts (unit walks): the claim check derives the share and its binomial noise
+        self.record("fig4/latent_walk/walks_with_jump", walk.jump_walks(jumps), seed, "walks", **facts)
+        self.record("fig4/latent_walk/walks", w.rows, seed, "walks", **facts)
         if draw:
             shown = min(w.show, w.rows)
             flagged = torch.zeros(w.rows, T, dtype=torch.bool)
@@ -258,7 +273,10 @@ class Figures:
                             **({"random_inits": g.random_inits} if name == "random" else {}))
         if measured:
             self.record("fig5/guided_backprop/trained_over_random_concentration",
-                    out["trained"]["mass"] / max(out["random"]["mass"], 1e-12), seed, "ratio")
+                        out["trained"]["mass"] / max(out["random"]["mass"], 1e-12), seed, "ratio")
+            self.record("fig5/guided_backprop/trained_over_random_concentration_se",
+                        guided.ratio_se(out["trained"], randoms), seed, "ratio",
+                        how="over the images analysed and the random Ds' inits")
         if draw:
             for name, res in out.items():
                 idx, vis = res["index"], guided.visualise(res["grads"].cpu())  # (F, top), (F, top, C, H, W)
