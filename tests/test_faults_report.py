@@ -83,7 +83,8 @@ def test_edited_number_with_recomputed_digest_is_refused(results, capsys):
     numbers_path = results / "metrics" / f"{TABLE3}.json"
     numbers = json.loads(numbers_path.read_text())
     cell = "table3/dcgan/err@50k"
-    numbers[cell] = numbers[cell] / 10  # the audit's 18.20 -> 1.82
+    original = numbers[cell]
+    numbers[cell] = round(original / 10, 4)  # the audit's edit: 18.20 -> 1.82
     text = json.dumps(numbers, indent=2, sort_keys=True) + "\n"
     numbers_path.write_text(text)
     sibling = cells_path(numbers_path)
@@ -92,8 +93,9 @@ def test_edited_number_with_recomputed_digest_is_refused(results, capsys):
     sibling.write_text(json.dumps(doc))
     code, err = _report(results, capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert f"cell '{cell}' holds value 1.82" in err
-    assert "but the mean of its runs [18.51, 17.89] is 18.2" in err
+    runs = json.loads(sibling.read_text())["cells"][cell]["runs"]
+    assert f"cell '{cell}' holds value {numbers[cell]:.4g}" in err
+    assert f"but the mean of its runs {[round(r, 2) for r in runs]} is {original:.4g}" in err
 
 
 def _fixture_cells() -> dict:  # FIXTURE cells in the metrics schema, not measured results
