@@ -49,26 +49,19 @@ def frozen_statistics(G: nn.Module, z_ref: torch.Tensor) -> Iterator[None]:
     unedited batch show the edit as the generator makes it.
     """
     bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    modes = {m: m.training for m in G.modules()}
-    saved = {name: b.detach().clone() for name, b in G.named_buffers()}
     momenta = {bn: bn.momentum for bn in bns}
-    try:
-        with torch.no_grad():
-            for bn in bns:
-                bn.reset_running_stats()
-                bn.momentum = None  # cumulative average: one pass gives the batch's statistics
-            G.train()
-            G(z_ref)
-        G.eval()
-        yield
-    finally:
-        with torch.no_grad():
-            for name, b in G.named_buffers():
-                b.copy_(saved[name])
-        for bn, m in momenta.items():
-            bn.momentum = m
-        for m, mode in modes.items():
-            m.training = mode
+    with batch_statistics(G):  # G in train mode here; its buffers and modes restored after
+        try:
+            with torch.no_grad():
+                for bn in bns:
+                    bn.reset_running_stats()
+                    bn.momentum = None  # cumulative average: one pass gives the batch's statistics
+                G(z_ref)
+            G.eval()
+            yield
+        finally:
+            for bn, m in momenta.items():
+                bn.momentum = m
 
 
 @torch.no_grad()
