@@ -41,10 +41,10 @@ from repro.config import DataParams, Params, PROFILES_DIR, Section, validate
 from repro.errors import ReproError, cli_errors
 from repro.models.base import Variant, VariantSpec
 from repro.models.checkpoint import load_weights_file
+from repro.protocols.probing import Source
 from repro.published import load_published, load_tables
 from repro.published.protocol import RAW, get_protocol
 from repro.stages.common import Stage
-from repro.stages.probing import Source
 from repro.utils.device import resolve_device
 from repro.utils.io import atomic_path, read_cells
 
@@ -162,7 +162,7 @@ class UserVariant(Variant):
 
 
 def _probe_tables() -> dict:
-    """protocol name -> the probe-table spec (repro.stages.probe_table) that runs it."""
+    """protocol name -> the probe-table spec (repro.protocols.runner) that runs it."""
     from repro.stages import table1, table2
 
     return {spec.table: spec for spec in (table1.SPEC, table2.SPEC)}
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _probe_discriminator(args, protocol: str, stage: Stage, metrics_path: Path, out: Path,
                          prefix: str) -> None:
-    from repro.stages.probe_table import run_table
+    from repro.protocols.runner import run_table
 
     channels = args.channels or 3
     layers = [n.strip() for n in args.layers.split(",") if n.strip()]

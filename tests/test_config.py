@@ -112,7 +112,7 @@ def _stage_models():
     from repro import stages
     from repro.figures.config import FiguresConfig
     from repro.stages.port_svhn import PortConfig
-    from repro.stages.probe_table import ProbeTable
+    from repro.protocols.runner import ProbeTable
     from repro.stages.table3 import Table3Config
 
     models = {"table3": Table3Config, "port_svhn": PortConfig, "figures": FiguresConfig}

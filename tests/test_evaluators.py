@@ -55,7 +55,7 @@ def test_an_unknown_evaluator_lists_the_valid_ones(tmp_path):
     from repro.config import Params
     from repro.stages import table2
     from repro.stages.common import Stage
-    from repro.stages.probe_table import run_table
+    from repro.protocols.runner import run_table
 
     valid = ", ".join(EVALUATORS.names())
     with pytest.raises(ReproError, match=f"unknown evaluator 'svm9'; valid names: {valid}"):

@@ -84,7 +84,7 @@ def test_wrong_variant_refused_by_table3_loader(gan_mlp_ckpt, tmp_path):
 
 def test_wrong_variant_refused_by_probing_features(gan_mlp_ckpt, tmp_path):
     """Table 1/2 rows name the variant their checkpoints must hold."""
-    from repro.stages.probing import FeatureConfig, features, sources
+    from repro.protocols.probing import FeatureConfig, features, sources
     from repro.stages.table1 import Table1Config
 
     folder = tmp_path / "imagenet32"
@@ -289,16 +289,17 @@ def test_dvc_ignores_temp_files():
 
 
 # ----------------------------------------------------------------------- 6. finished rows of table stages
-# A long table stage killed mid-run keeps the rows it finished (repro.stages.rows): the rerun
+# A long table stage killed mid-run keeps the rows it finished (repro.protocols.rows): the rerun
 # reuses them and writes the same bytes as a straight run; another config discards them.
 
 from pathlib import Path  # noqa: E402
 
 from repro.config import Params  # noqa: E402
-from repro.stages import probe_table, probing, table1, table2, table3  # noqa: E402
+from repro.protocols import probing, runner  # noqa: E402
+from repro.protocols.probing import RAW, SvmConfig  # noqa: E402
+from repro.protocols.rows import partial_path  # noqa: E402
+from repro.stages import table1, table2, table3  # noqa: E402
 from repro.stages.common import Stage  # noqa: E402
-from repro.stages.probing import RAW, SvmConfig  # noqa: E402
-from repro.stages.rows import partial_path  # noqa: E402
 
 
 class Killed(Exception):
@@ -311,7 +312,7 @@ def _stage(name: str, cfg) -> Stage:
 
 # The row functions as imported, before any test patched them.
 REAL = {(m.__name__, n): getattr(m, n) for m, n in (
-    (probe_table, "_probe"), (table2, "_knn_cell"),
+    (runner, "_probe"), (table2, "_knn_cell"),
     (table2, "_supervised_cells"), (table3, "_generator_row"))}
 
 
@@ -349,7 +350,7 @@ def _t2cfg(**kw) -> table2.Table2Config:
 
 def _table2(tmp: Path, cfg=None) -> Path:
     out = tmp / "metrics" / "table2.json"
-    probe_table.run_table(table2.SPEC, _stage("table2", cfg or _t2cfg()), tmp / "ckpts", out,
+    runner.run_table(table2.SPEC, _stage("table2", cfg or _t2cfg()), tmp / "ckpts", out,
                           tmp / "prov")
     return out
 
@@ -359,13 +360,13 @@ def test_table2_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, d
     straight = _table2(tmp_path / "straight").read_bytes()
     run = tmp_path / "killed"
     out = run / "metrics" / "table2.json"
-    _patch(monkeypatch, probe_table, "_probe", kill_at=2)
+    _patch(monkeypatch, runner, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table2(run)
     assert not out.exists()  # no half-written metrics file
     assert partial_path(out) == run / "metrics" / "table2.partial.json"
     assert partial_path(out).is_file()
-    calls = _patch(monkeypatch, probe_table, "_probe")
+    calls = _patch(monkeypatch, runner, "_probe")
     capsys.readouterr()
     _table2(run)
     printed = capsys.readouterr().out
@@ -381,7 +382,7 @@ def test_table2_a_kill_in_the_last_row_keeps_all_earlier_rows(tmp_path, digits, 
     _patch(monkeypatch, table2, "_supervised_cells", kill_at=1)
     with pytest.raises(Killed):
         _table2(run)
-    svm, knn = _patch(monkeypatch, probe_table, "_probe"), _patch(monkeypatch, table2, "_knn_cell")
+    svm, knn = _patch(monkeypatch, runner, "_probe"), _patch(monkeypatch, table2, "_knn_cell")
     sup = _patch(monkeypatch, table2, "_supervised_cells")
     _table2(run)
     assert (svm["n"], knn["n"], sup["n"]) == (0, 0, 1)
@@ -402,10 +403,10 @@ def test_readers_of_a_metrics_folder_skip_an_interrupted_stage_s_rows(tmp_path, 
 
 def test_table2_another_config_discards_the_finished_rows(tmp_path, digits, monkeypatch, capsys):
     run = tmp_path / "run"
-    _patch(monkeypatch, probe_table, "_probe", kill_at=2)
+    _patch(monkeypatch, runner, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table2(run)
-    calls = _patch(monkeypatch, probe_table, "_probe")
+    calls = _patch(monkeypatch, runner, "_probe")
     capsys.readouterr()
     _table2(run, _t2cfg(test_draws=3))
     assert "table2: discarding" in capsys.readouterr().out
@@ -418,7 +419,7 @@ def _table1(tmp: Path) -> Path:
                               models={"raw_pixels": RAW, "raw_again": RAW},
                               svm=SvmConfig(C_grid=[1e-3, 1e-2]))
     out = tmp / "table1.json"
-    probe_table.run_table(table1.SPEC, _stage("table1", cfg), tmp / "ckpts", out, tmp / "prov")
+    runner.run_table(table1.SPEC, _stage("table1", cfg), tmp / "ckpts", out, tmp / "prov")
     return out
 
 
@@ -426,11 +427,11 @@ def test_table1_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, m
     monkeypatch.setattr(probing, "load_dataset", lambda name, split, **kw: tiny_images(
         90 if split == "train" else 30, 3, 32, n_classes=3, seed={"train": 0, "test": 1}[split]))
     straight = _table1(tmp_path / "straight").read_bytes()
-    _patch(monkeypatch, probe_table, "_probe", kill_at=2)
+    _patch(monkeypatch, runner, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table1(tmp_path / "run")
     assert not (tmp_path / "run" / "table1.json").exists()
-    calls = _patch(monkeypatch, probe_table, "_probe")
+    calls = _patch(monkeypatch, runner, "_probe")
     capsys.readouterr()
     out = _table1(tmp_path / "run")
     assert "table1: resuming from" in capsys.readouterr().out

@@ -76,7 +76,7 @@ def test_edited_value_fails_the_seal(gan_ckpt, tmp_path):
 
 def test_svhn32_checkpoint_in_the_imagenet32_folder_is_refused_by_table1(tmp_path):
     """The issue's case: variant svhn32 matches Table 1's demo row, the training data does not."""
-    from repro.stages.probing import FeatureConfig, Source, features
+    from repro.protocols.probing import FeatureConfig, Source, features
 
     folder = tmp_path / "imagenet32"
     stray = _train(folder / "seed0.pt", "svhn32", "mnist_5k", 3, 32)  # the svhn32 section's run

@@ -9,10 +9,11 @@ import torch
 from repro.config import Params, validate
 from repro.data.fit import fit_to, pad_geometry
 from repro.errors import ReproError
-from repro.stages import probing, table2
+from repro.protocols import probing
+from repro.protocols.probing import RAW, SvmConfig
+from repro.protocols.runner import run_table
+from repro.stages import table2
 from repro.stages.common import Stage
-from repro.stages.probe_table import run_table
-from repro.stages.probing import RAW, SvmConfig
 
 from conftest import tiny_images
 

@@ -16,12 +16,13 @@ import torch
 import yaml
 
 from repro.errors import ReproError
+from repro.protocols import probing
+from repro.protocols.runner import run_table
 from repro.published import load_published
 from repro.published.protocol import (CHECKPOINT, KMEANS, KNN, PROTOCOLS, RAW, REAL, SUPERVISED,
                                       get_protocol)
-from repro.stages import probing, table1, table2, table3
+from repro.stages import table1, table2, table3
 from repro.stages.common import Stage
-from repro.stages.probe_table import run_table
 from repro.utils.io import read_cells
 
 from conftest import REPO, tiny_images

@@ -128,7 +128,7 @@ def read_metrics_files(directory: Path) -> dict[str, MetricsFile]:
     if not directory.is_dir():
         return {}
     out = {}
-    # an interrupted table stage's finished rows are not metrics (repro.stages.rows)
+    # an interrupted table stage's finished rows are not metrics (repro.protocols.rows)
     for path in sorted(p for p in directory.glob("*.json") if is_numbers_file(p)):
         sibling = cells_path(path)
         out[path.stem] = parse_metrics_pair(

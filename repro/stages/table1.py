@@ -11,13 +11,13 @@ carved off the training images (`n_valid`, seeded), separately for the two colum
 remaining images, and `select_draws` draws of 400 per class), then refits on the whole
 training set. That choice is recorded in every cell.
 
-The rows run on the probe-table runner (repro.stages.probe_table); this module is the table's
+The rows run on the probe-table runner (repro.protocols.runner); this module is the table's
 spec: its section, columns, data split and the facts its cells record.
 
 Each finished row (one representation, one checkpoint) is kept in
 `<metrics>.partial.json` beside the metrics file (not a declared output); a rerun with the same
 config and inputs reuses those rows, and the file is removed once the metrics file is written
-(repro.stages.rows).
+(repro.protocols.rows).
 
     python -m repro.stages.table1 --checkpoints results/checkpoints \
         --metrics results/metrics/table1_cifar10.json --provenance results/provenance
@@ -33,8 +33,8 @@ from repro.errors import cli_errors
 from repro.eval.probe import split_off
 from repro.published.protocol import KMEANS, TABLE1
 from repro.stages.common import Stage
-from repro.stages.probe_table import Column, ProbeData, ProbeTable, stage_entry
-from repro.stages.probing import (FeatureConfig, KMeansConfig, SvmConfig, load_split, rows_of)
+from repro.protocols.runner import Column, ProbeData, ProbeTable, stage_entry
+from repro.protocols.probing import (FeatureConfig, KMeansConfig, SvmConfig, load_split, rows_of)
 
 P = TABLE1  # the paper's protocol of this table (repro.published.protocol): the defaults below
 _MODELS, _VARIANTS = rows_of(P)

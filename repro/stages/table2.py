@@ -11,13 +11,13 @@ all seeds' draws pooled), and the harness's baselines: raw pixels + the same L2-
 raw pixels of the same draws (the paper's "KNN" row), and the supervised CNN with D's
 architecture on one draw's 1000 labels, hyperparameters by random search.
 
-The rows run on the probe-table runner (repro.stages.probe_table); this module is the table's
+The rows run on the probe-table runner (repro.protocols.runner); this module is the table's
 spec (section, columns, data split, cell facts) and its two rows that are not probes.
 
 Each finished row (an SVM row's checkpoint, the KNN row, the supervised search) is kept in
 `<metrics>.partial.json` beside the metrics file (not a declared output, so `dvc repro` leaves
 it); a rerun with the same config and inputs reuses those rows, and the file is removed once
-the metrics file is written (repro.stages.rows).
+the metrics file is written (repro.protocols.rows).
 
     python -m repro.stages.table2 --checkpoints results/checkpoints \
         --metrics results/metrics/table2_svhn.json --provenance results/provenance
@@ -39,8 +39,8 @@ from repro.eval.supervised import SearchSpace, random_search
 from repro.published.protocol import KNN, SUPERVISED, TABLE2, TABLE2_KNN, TABLE2_SUPERVISED
 from repro.registry import EVALUATORS, MODELS
 from repro.stages.common import Stage, metric_cell
-from repro.stages.probe_table import Column, ProbeData, ProbeTable, Run, stage_entry
-from repro.stages.probing import FeatureConfig, SvmConfig, load_split, rows_of
+from repro.protocols.runner import Column, ProbeData, ProbeTable, Run, stage_entry
+from repro.protocols.probing import FeatureConfig, SvmConfig, load_split, rows_of
 
 P = TABLE2  # the paper's protocol of this table (repro.published.protocol): the defaults below
 _MODELS, _VARIANTS = rows_of(P)

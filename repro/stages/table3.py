@@ -10,7 +10,7 @@ fits 1-NN on real training images instead.
 Each finished row (Real Data, each GAN row with all its seeds) is kept in
 `<metrics>.partial.json` beside the metrics file (not a declared output); a rerun with the same
 config and inputs reuses those rows (redrawing Fig. 9 from the first dcgan checkpoint if that
-row is reused), and the file is removed once the metrics file is written (repro.stages.rows).
+row is reused), and the file is removed once the metrics file is written (repro.protocols.rows).
 
     python -m repro.stages.table3 --checkpoints results/checkpoints \
         --metrics results/metrics/table3_mnist_nn.json \
@@ -36,7 +36,7 @@ from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import CHECKPOINT, REAL, TABLE3, TABLE3_SAMPLES, comparable, diff_lines
 from repro.registry import EVALUATORS
 from repro.stages.common import Stage, metric_cell, not_run_cell, stage_main
-from repro.stages.rows import FinishedRows, fingerprint, stage_key
+from repro.protocols.rows import FinishedRows, fingerprint, stage_key
 from repro.train.sampling import generate, save_grid
 from repro.utils.io import read_json
 from repro.utils.progress import progress

@@ -101,7 +101,7 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-# The finished rows of an interrupted table stage (repro.stages.rows) lie beside its metrics
+# The finished rows of an interrupted table stage (repro.protocols.rows) lie beside its metrics
 # file under this suffix; readers of a metrics folder skip them.
 PARTIAL_SUFFIX = ".partial.json"
 

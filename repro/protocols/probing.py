@@ -1,4 +1,4 @@
-"""What every probe table (repro.stages.probe_table) shares: typed sub-sections, data and checkpoint loading,
+"""What every probe table (repro.protocols.runner) shares: typed sub-sections, data and checkpoint loading,
 and the representations (checkpointed discriminators, raw pixels, K-means features, or any
 module `python -m repro.probe` was given) a linear probe runs on."""
 
@@ -22,8 +22,8 @@ from repro.eval.kmeans import KMeansFeatures, KMeansSettings
 from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import AUTHORS_C_GRID, CHECKPOINT, KMEANS, RAW, Protocol
+from repro.protocols.rows import FinishedRows, fingerprint
 from repro.stages.common import Stage, not_run_cell
-from repro.stages.rows import FinishedRows, fingerprint
 from repro.utils.io import read_json
 
 # a table's `features:` and `kmeans:` sections are the extraction's and recipe's settings types
@@ -72,7 +72,7 @@ class Source:
 
     @property
     def key(self) -> str:
-        """The row's id among finished rows (repro.stages.rows)."""
+        """The row's id among finished rows (repro.protocols.rows)."""
         return f"{self.row}/{self.path.name if self.path else self.train_name}"
 
 

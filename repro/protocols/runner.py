@@ -8,7 +8,7 @@ are loaded and split, the facts every cell records, and the rows it adds that ar
 is given) the runner computes the representation once, chooses C per column on the selection
 split (for a regularised evaluator), scores the test draws and writes one cell per column
 with its protocol_diff; a row without input is a not-run cell with its reason, never a number
-from another representation. Finished rows survive a kill (repro.stages.rows).
+from another representation. Finished rows survive a kill (repro.protocols.rows).
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import torch
 
 from repro.config import Section
 from repro.eval.probe import choose_C, svm_draws
+from repro.protocols.probing import Source, features, not_run_cells, probe_rows, sources
+from repro.protocols.rows import FinishedRows, fingerprint, stage_key
 from repro.published.protocol import Protocol, comparable, diff_lines
 from repro.registry import EVALUATORS
 from repro.stages.common import Stage, metric_cell, stage_main
-from repro.stages.probing import Source, features, not_run_cells, probe_rows, sources
-from repro.stages.rows import FinishedRows, fingerprint, stage_key
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""repro.protocols: the table runner that the table stages and `python -m repro.probe` share."""
