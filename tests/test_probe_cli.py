@@ -49,7 +49,7 @@ def test_table2_protocol_end_to_end_as_a_command(weights, tmp_path):
     assert mine["comparable"] is False
     assert {"field": "dataset", "paper": "svhn", "run": "synth_digits"} in mine["protocol_diff"]
     report = (out / "probe_table2.md").read_text()
-    assert "**yours** (measured)" in report and "DCGAN (ours) + L2-SVM (paper)" in report
+    assert "**yours** (measured on synth_digits)" in report and "DCGAN (ours) + L2-SVM (paper)" in report
     assert (out / "provenance" / "probe_table2.json").is_file()
 
 

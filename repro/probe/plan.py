@@ -1,0 +1,112 @@
+"""The probe's plan before long work: how many images, fits and samples the run takes, and an
+estimated time from a quick measurement on this machine (a feature pass, one classifier fit,
+one chunk of samples), so a run sized for a GPU is seen before it starts on a CPU."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from repro.data.loading import dataset_spec
+from repro.registry import EVALUATORS
+
+# Table 3 sample counts from which a CPU run gets a warning (the paper's 10M column).
+PAPER_SAMPLES_WARNING = 1_000_000
+
+
+def _timed(fn: Callable[[], Any], repeat: int = 1) -> float:
+    fn()  # warm-up: first calls allocate and pick kernels
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    return (time.perf_counter() - t0) / repeat
+
+
+def _count(dataset: str, split: str | None, cap: int | None) -> int:
+    n = dataset_spec(dataset).splits.get(split or "", 0)
+    return min(n, cap) if cap else n
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"~{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"~{seconds / 60:.0f} min"
+    return f"~{seconds / 3600:.1f} h"
+
+
+def discriminator(protocol: str, cfg: Any, probed: Any, rows: int, device: torch.device,
+                  carved: bool) -> list[str]:
+    """Plan lines of a Table 1/2 probe of `probed` (and `rows` - 1 baseline rows)."""
+    train = _count(cfg.dataset, cfg.train_split, cfg.max_train)
+    test = _count(cfg.dataset, cfg.test_split, cfg.max_test)
+    n_classes = dataset_spec(cfg.dataset).n_classes or 10
+    grid = len(cfg.svm.C_grid)
+    draw = cfg.per_class * n_classes
+    if protocol == "table1":
+        valid = min(cfg.n_valid, train)
+        sets = f"{train:,} train ({valid:,} of them held out to choose C) + {test:,} test"
+        whole = [train - valid] * grid + [train]  # the all-images column: one fit per C, a refit
+        draws = cfg.select_draws * grid + cfg.draws
+        fits = (f"{len(whole)} SVM fits on up to {train:,} images and {draws} on draws of "
+                f"{draw:,} labels ({cfg.per_class} per class)")
+        images = train + test
+    else:
+        valid = (min(cfg.n_valid, train) if carved or not cfg.valid_split else
+                 _count(cfg.dataset, cfg.valid_split, cfg.max_valid))
+        pool = train - valid if carved or not cfg.valid_split else train
+        where = "carved from train" if carved or not cfg.valid_split else f"split {cfg.valid_split!r}"
+        sets = f"{pool:,} labelled pool + {valid:,} validation ({where}) + {test:,} test"
+        whole = []
+        draws = cfg.select_draws * grid + cfg.test_draws
+        fits = f"{draws} SVM fits on draws of {draw:,} labels ({cfg.per_class} per class)"
+        images = train + test + (0 if carved or not cfg.valid_split else valid)
+    size, c = probed.image_size, probed.channels
+    x = torch.randint(0, 256, (64, c, size, size), dtype=torch.uint8).float() / 127.5 - 1
+    model = probed.to(device)
+    with torch.no_grad():
+        per_image = _timed(lambda: model.feature_vector(x.to(device))) / len(x)
+    dim = probed.feature_dim
+    make = EVALUATORS.get(cfg.evaluator).make
+    n_fit = min(draw, 1000)
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy(rng.standard_normal((n_fit, dim)).astype(np.float32))
+    y = np.arange(n_fit) % n_classes
+    opts = dict(solver=cfg.svm.solver, device=device, **cfg.svm.options())
+    per_fit = _timed(lambda: make(C=cfg.svm.C_grid[0], **opts).fit(X.to(device), y))
+    # the torch solver works on the N x N Gram matrix: time grows with N^2 past the measured N
+    fit_s = sum(per_fit * max(1.0, (n / n_fit) ** 2) for n in [draw] * draws + whole)
+    total = rows * (images * per_image + fit_s)
+    return [f"  images: {sets}, through {rows} row(s) (yours: {dim:,}-d features)",
+            f"  fits per row: {fits}",
+            f"  estimated time: {_duration(total)} on {device.type} (measured here: "
+            f"{1000 * per_image:.2f} ms per image of features, {per_fit:.2f} s per SVM fit of "
+            f"{n_fit:,} x {dim:,}; the baseline row takes about as long)"]
+
+
+def generator(cfg: Any, G: torch.nn.Module, variant: Any, device: torch.device) -> list[str]:
+    """Plan lines of a Table 3 probe of `G`, with a warning for paper sizes on a CPU."""
+    from repro.train.sampling import generate
+
+    test = _count(cfg.dataset, cfg.test_split, cfg.max_test)
+    train = _count(cfg.dataset, cfg.train_split, cfg.max_train)
+    samples = max(cfg.n_samples.values())
+    n = 500
+    nn = EVALUATORS.get("nn1").stream(torch.rand(test, 784), device=device)
+    x = torch.rand(n, 784)
+    per_sample = (_timed(lambda: generate(variant, G.to(device), n, seed=0, device=device,
+                                          batch_size=n, uint8=False))
+                  + _timed(lambda: nn.update(x.to(device), torch.zeros(n, dtype=torch.int64)))) / n
+    total = (samples + train) * per_sample
+    marks = ", ".join(f"{k}: {v:,}" for k, v in cfg.n_samples.items())
+    lines = [f"  samples: {samples:,} from your G (1-NN scored at {marks}); real row: "
+             f"{train:,} training images; {test:,} test images",
+             f"  estimated time: {_duration(total)} on {device.type} (measured here: "
+             f"{1e6 * per_sample:.0f} us per sample generated and compared)"]
+    if device.type == "cpu" and samples >= PAPER_SAMPLES_WARNING:
+        lines.append(f"  WARNING: {samples:,} samples is the paper's size, meant for a GPU; on this "
+                     "CPU use --profile demo (or smoke) for a run of minutes")
+    return lines
