@@ -49,3 +49,26 @@ class CondG(nn.Module):
 def make_G() -> CondG:
     torch.manual_seed(0)
     return CondG()
+
+
+def make_netD_grey() -> NetD:
+    """A 1-channel 32x32 D (what most users train on MNIST-like data)."""
+    torch.manual_seed(0)
+    return NetD(nc=1)
+
+
+class CondG32(nn.Module):
+    """z (16) and a one-hot label (10) -> a (1, 32, 32) image in [-1, 1] whose outer 2-px
+    frame is black, as a G trained on 28x28 digits zero-padded to 32x32 draws them."""
+
+    def __init__(self, z_dim: int = 16, n_classes: int = 10):
+        super().__init__()
+        self.inner = CondG(z_dim, n_classes)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return nn.functional.pad(self.inner(z, y), (2, 2, 2, 2), value=-1.0)  # (B, 1, 32, 32)
+
+
+def make_G32() -> CondG32:
+    torch.manual_seed(0)
+    return CondG32()

@@ -132,7 +132,9 @@ def _draw_fits(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray,
         options["device"] = device
         X_eval = to_tensor(X_eval, device, dtype)
     out: list[list[float]] = [[] for _ in Cs]
-    for d in progress(range(draws), desc=desc, unit="draw", disable=draws == 1):
+    # one tick per fit, not per draw: choosing C on the whole pool is one draw of len(Cs) long fits
+    bar = progress(total=draws * len(Cs), desc=desc, unit="fit", disable=draws * len(Cs) == 1)
+    for d in range(draws):
         idx = (np.arange(len(y_pool)) if per_class is None
                else per_class_draw(y_pool, per_class, draw_rng(seed, d)))
         # the whole pool: no copy (a paper-sized memmap would be read into memory twice)
@@ -142,6 +144,8 @@ def _draw_fits(X_pool: Any, y_pool: np.ndarray, X_eval: Any, y_eval: np.ndarray,
         for i, c in enumerate(Cs):
             clf = make(C=c, **options).fit(X_draw, y_pool[idx])
             out[i].append(clf.score(X_eval, y_eval))
+            bar.update(1)
+    bar.close()
     return out
 
 

@@ -1,0 +1,120 @@
+"""`python -m repro.probe` adapts to a user's model and says so (issue 31): a grey 32x32 D
+without --channels, a 32x32 conditional G cropped to Table 3's 28x28 with --fit pad, profiles
+and data folders found from any working directory, a carved validation split, and errors worded
+for the probe's flags."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from repro.data.idx import MissingData
+from repro.errors import ReproError
+from repro.probe.cli import _for_probe, main
+from repro.probe.models import FittedG, infer_input
+from repro.utils.io import read_cells, read_json
+
+from conftest import REPO
+import probe_toy
+
+
+def _cells(out, table):
+    return read_cells(out / "metrics" / f"probe_{table}.json")
+
+
+def test_input_is_read_off_the_model():
+    assert infer_input(probe_toy.make_netD_grey(), None, None)[:2] == (1, 32)
+    assert infer_input(probe_toy.make_netD(), None, None)[:2] == (3, 32)
+    # a 64x64 D (one more stride-2 conv) is found by the forward pass, not assumed 32
+    d64 = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 4, 2, 1), probe_toy.NetD(nc=4).main)
+    assert infer_input(d64, None, None)[:2] == (1, 64)
+    with pytest.raises(ReproError, match=r"fails on a \(1, 8, 8\) input.*--image-size"):
+        infer_input(probe_toy.make_netD_grey(), None, 8)
+
+
+def test_generator_output_fit_is_named_and_inverts_padding():
+    G = probe_toy.make_G32().eval()
+    z, y = torch.rand(4, 16) * 2 - 1, torch.arange(4)
+    pad = FittedG(G, (1, 32, 32), 1, 28, "pad", "tanh")
+    assert torch.equal(pad(z, y), G.inner(z, y))  # the crop undoes the 2-px black frame
+    assert pad.deviations == ["generator output centre-cropped 32x32 -> 28x28 (2 px each side; "
+                              "--fit pad: the inverse of zero-padding 28 -> 32)"]
+    resize = FittedG(G, (1, 32, 32), 1, 28, "resize", "tanh")
+    assert resize(z, y).shape == (4, 1, 28, 28) and "resized 32x32 -> 28x28" in resize.deviations[0]
+    assert FittedG(G.inner, (1, 28, 28), 1, 28, "pad", "tanh").deviations == []
+
+
+def test_grey_discriminator_without_channels_on_grey_data(tmp_path, monkeypatch):
+    """Table 2 on mnist_5k (no validation split: one is carved from train), Table 1 with a
+    grey model on grey data; no --channels, no --image-size, run outside the repository."""
+    torch.save(probe_toy.make_netD_grey().state_dict(), tmp_path / "netD.pt")
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("protocol: table2\nmax_train: 1200\nmax_test: 300\nn_valid: 200\n"
+                    "per_class: 10\nselect_draws: 1\ntest_draws: 2\nsvm: {C_grid: [0.001]}\n")
+    common = ["--discriminator", "probe_toy:make_netD_grey", "--weights", "netD.pt",
+              "--layers", "main.1,main.4,main.7", "--device", "cpu", "--no-baseline"]
+    main(["--protocol", str(spec), "--dataset", "mnist_5k", "--out", "o2", *common])
+    cell = _cells(tmp_path / "o2", "table2")["probe/table2/yours/err@1000"]
+    assert cell["protocol"]["input"].startswith("1x32x32 (read from main.0.in_channels")
+    assert cell["protocol"]["n_valid"] == 200 and cell["protocol"]["n_pool"] == 1000
+    assert not any("replicated" in d for d in cell["deviations"])  # grey stays grey
+    assert any("resized 28x28 -> 32x32" in d for d in cell["deviations"])
+    prov = read_json(tmp_path / "o2" / "provenance" / "probe_table2.json")["probe"]
+    assert prov["input"] == {"channels": 1, "image_size": 32,
+                             "found_by": "main.0.in_channels, a probe forward pass"}
+    assert prov["factory"] == "probe_toy:make_netD_grey" and len(prov["weights_sha256"]) == 64
+    assert any("carved" in n for n in prov["notes"])
+    report = (tmp_path / "o2" / "probe_table2.md").read_text()
+    assert "on `mnist_5k`" in report and "Test error % (100 labels, 2 draws)" in report
+
+    spec.write_text("protocol: table1\nmax_train: 600\nmax_test: 200\nn_valid: 100\n"
+                    "per_class: 10\ndraws: 2\nselect_draws: 1\nsvm: {C_grid: [0.001]}\n")
+    main(["--protocol", str(spec), "--dataset", "synth_digits", "--fit", "pad", "--out", "o1",
+          *common])
+    cells = _cells(tmp_path / "o1", "table1")
+    assert cells["probe/table1/yours/acc"]["value"] is not None
+    assert any("zero-padded 28x28 -> 32x32" in d for d in cells["probe/table1/yours/acc"]["deviations"])
+
+
+def test_conditional_32x32_generator_by_table3_with_fit(tmp_path, monkeypatch, capsys):
+    torch.save(probe_toy.make_G32().state_dict(), tmp_path / "G.pt")
+    monkeypatch.chdir(tmp_path)
+    main(["--protocol", "table3", "--dataset", "synth_digits", "--profile", "smoke",
+          "--generator", "probe_toy:make_G32", "--weights", "G.pt", "--z-dim", "16",
+          "--fit", "pad", "--device", "cpu", "--out", "o3"])
+    printed = capsys.readouterr().out
+    assert "estimated time" in printed and "the default (uniform" in printed
+    cells = _cells(tmp_path / "o3", "table3")
+    for cid in ("probe/table3/yours/err@50k", "probe/table3/yours/err@10m", "probe/table3/real/err@50k"):
+        assert cells[cid]["protocol"]["z_dist"].startswith("uniform (set by the default")
+    mine = cells["probe/table3/yours/err@50k"]
+    assert "generator output centre-cropped 32x32 -> 28x28 (2 px each side; --fit pad: the " \
+           "inverse of zero-padding 28 -> 32)" in mine["deviations"]
+    report = (tmp_path / "o3" / "probe_table3.md").read_text()
+    assert "z_dist: uniform" in report and "1-NN on" in report and "samples" in report
+
+
+def test_profile_demo_from_a_folder_outside_the_repository(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "REPRO_PROGRESS": "0"}
+    res = subprocess.run([sys.executable, "-m", "repro.probe", "--protocol", "table3",
+                          "--profile", "demo", "--show-spec"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "profile demo" in res.stdout and '"mnist_5k"' in res.stdout
+    res = subprocess.run([sys.executable, "-m", "repro.probe", "--help"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert "fashion_mnist (train/test)" in res.stdout and "main.1,main.4,main.7" in res.stdout
+
+
+def test_missing_data_error_names_the_probe_flags():
+    from repro.data.real import MNIST
+
+    with pytest.raises(MissingData) as err:
+        MNIST.read_official("t10k", root="/nonexistent", download=False, search=[])
+    msg = _for_probe(str(err.value))
+    assert "params.yaml" not in msg and "--data-root" in msg and "--data-search DIR" in msg
