@@ -95,8 +95,13 @@ def test_conditional_32x32_generator_by_table3_with_fit(tmp_path, monkeypatch, c
     mine = cells["probe/table3/yours/err@50k"]
     assert "generator output centre-cropped 32x32 -> 28x28 (2 px each side; --fit pad: the " \
            "inverse of zero-padding 28 -> 32)" in mine["deviations"]
+    real = cells["probe/table3/real/err@50k"]  # the real row never went through the generator
+    assert not any("generator output" in d for d in real["deviations"])
+    assert {"field": "preprocessing", "paper": [], "run": [mine["deviations"][0]]} in \
+        mine["protocol_diff"]
     report = (tmp_path / "o3" / "probe_table3.md").read_text()
-    assert "z_dist: uniform" in report and "1-NN on" in report and "samples" in report
+    assert "z_dist: uniform" in report and "1-NN on" in report and "centre-cropped" in report
+    assert report.index("**yours**") < report.index("**real**")
 
 
 def test_profile_demo_from_a_folder_outside_the_repository(tmp_path):
@@ -118,3 +123,5 @@ def test_missing_data_error_names_the_probe_flags():
         MNIST.read_official("t10k", root="/nonexistent", download=False, search=[])
     msg = _for_probe(str(err.value))
     assert "params.yaml" not in msg and "--data-root" in msg and "--data-search DIR" in msg
+    offline = _for_probe("could not download MNIST: 3 tries with a 20 s timeout failed")
+    assert offline.endswith("--data-search DIR (--no-download: never download)")

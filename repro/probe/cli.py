@@ -53,7 +53,7 @@ import yaml
 
 from repro.config import DataParams, Params, Section, validate
 from repro.data.fit import FIT_CHOICES, Fit, fit_to
-from repro.data.loading import dataset_spec
+from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.models.base import VariantSpec
 from repro.probe import plan, report
@@ -66,6 +66,7 @@ from repro.stages.common import Stage
 from repro.utils.device import resolve_device
 from repro.utils.io import read_cells
 
+PLAN_IMAGES = 1000  # training images the plan's time estimate is measured on
 Z_DEFAULT = "uniform"  # the paper's: z uniform in [-1, 1]
 # Section keys the probe does not use: the pipeline's rows (the probe brings its own) and
 # Table 2's rows that are not probes of your model (KNN, supervised CNN).
@@ -210,6 +211,9 @@ def _for_probe(message: str) -> str:
     """A data error worded for the pipeline's params.yaml, reworded for the probe's flags."""
     message = re.sub(r"the `data\.root` key in params\.yaml", "--data-root", message)
     message = re.sub(r"`?data\.search`?", "--data-search DIR", message)
+    if message.startswith("could not download"):
+        message += ("; or pass a folder that already holds the files with --data-search DIR "
+                    "(--no-download: never download)")
     return message
 
 
@@ -257,8 +261,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     metrics_path = out / "metrics" / f"{name}.json"
     prefix = f"probe/{protocol}"
-    print(f"probe plan: {protocol}'s protocol on {cfg.dataset} (sizes: "
-          f"{'profile ' + args.profile if args.profile else 'the paper protocol'}), device "
+    own = sorted(set(spec) - {"dataset", "fit"})
+    sizes = (f"profile `{args.profile}`" if args.profile else "the paper's protocol") + (
+        f", with {', '.join(own)} from {args.protocol}" if own else "")
+    print(f"probe plan: {protocol}'s protocol on {cfg.dataset} (sizes: {sizes}), device "
           f"{stage.device.type}")
     for line in notes:
         print(f"  {line}")
@@ -270,12 +276,12 @@ def main(argv: list[str] | None = None) -> None:
     except ReproError as err:
         raise type(err)(_for_probe(str(err))) from None
     metrics = read_cells(metrics_path)
-    sizes = f"profile `{args.profile}`" if args.profile else "the paper's protocol"
     header = [f"Protocol `{protocol}` on `{cfg.dataset}`, sizes: {sizes} (each field that "
               "differs from the paper's is in `Comparable` and on the cell); model "
               f"`{who}`, weights `{args.weights}` (sha256 {(stage.provenance['weights_sha256'] or '-')[:16]}).",
               *[f"- {k}: {v}" for k, v in stage.facts.items()],
-              *[f"- adapted: {d}" for d in stage.data_deviations],
+              *[f"- adapted: {d}" for d in stage.data_deviations
+                + stage.provenance.get("generator_fit", [])],
               *[f"- {n}" for n in notes],
               f"- cells: `{metrics_path}`"]
     report.write(protocol, metrics, out / f"{name}.md", dataset=cfg.dataset, header=header)
@@ -299,8 +305,12 @@ def _probe_discriminator(args, protocol: str, stage: ProbeStage, metrics_path: P
         srcs.append(Source("raw_pixels", RAW, None))
     print(f"  input: {stage.facts['input']}; the dataset is fitted to it (--fit "
           f"{stage.section.fit}), each change a deviation on the cells")
-    for line in plan.discriminator(protocol, stage.section, probed, len(srcs), stage.device,
-                                   carved=not getattr(stage.section, "valid_split", "x")):
+    cfg, d = stage.section, stage.params.data
+    sample = load_dataset(cfg.dataset, cfg.train_split, root=d.root, download=d.download,
+                          search=d.search, max_images=PLAN_IMAGES, seed=cfg.seed)
+    sample = fit_to(sample, size, channels, cfg.fit)[0]  # (the run's own fit is recorded)
+    for line in plan.discriminator(protocol, cfg, probed, len(srcs), stage.device,
+                                   carved=not getattr(cfg, "valid_split", "x"), sample=sample):
         print(line)
     # the harness's rows that are not probes (Table 2's KNN and supervised CNN) are not your
     # model's: see the pipeline for them
@@ -331,7 +341,6 @@ def _probe_generator(args, stage: ProbeStage, metrics_path: Path, out: Path, pre
         raise ReproError(f"{args.generator}() makes outputs of shape {tuple(x.shape)}, not images "
                          "(B, C, H, W)")
     fitted = FittedG(G, tuple(x.shape[1:]), 1, 28, stage.section.fit, args.pixel_range)
-    stage.data_deviations += fitted.deviations
     variant = UserVariant(VariantSpec(
         name=args.name, image_size=28, channels=1, z_dim=args.z_dim, z_dist=z_dist,
         n_classes=args.n_classes, pixel_range=args.pixel_range, feature_dim=0,
@@ -339,13 +348,15 @@ def _probe_generator(args, stage: ProbeStage, metrics_path: Path, out: Path, pre
     stage.facts.update(z_dist=f"{z_dist} (set by {z_how})",
                        input=f"G makes {'x'.join(map(str, x.shape[1:]))} images")
     stage.provenance.update(z_dist=z_dist, z_dist_set_by="--z-dist" if args.z_dist else "default",
-                            generator_output=list(x.shape[1:]))
+                            generator_output=list(x.shape[1:]), generator_fit=fitted.deviations)
     print(f"  z: {stage.facts['z_dist']}")
     for d in fitted.deviations:
         print(f"  adapted: {d}")
     for line in plan.generator(stage.section, fitted, variant, stage.device):
         print(line)
-    facts = {"seed": 0, "data_source": args.pretraining_data, "deviations": [], "dry_run": False}
+    # the fit is the generator row's deviation (table3 puts a loader's on its row's cells only)
+    facts = {"seed": 0, "data_source": args.pretraining_data, "deviations": fitted.deviations,
+             "dry_run": False}
     table3.table3(stage, None, metrics_path, out / "unused_fig9.png", out / "provenance",
                   generators={args.name: (args.weights, lambda: (variant, fitted, facts))},
                   cell_prefix=prefix)

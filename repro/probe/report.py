@@ -10,6 +10,8 @@ from typing import Any
 from repro.published import load_published, load_tables
 from repro.utils.io import atomic_path
 
+BASELINES = ("raw_pixels", "real")
+
 
 def _first(cells: list[dict], col: str) -> dict | None:
     return next((c for c in cells if c["id"].endswith(f"/{col}") and c["value"] is not None), None)
@@ -67,7 +69,8 @@ def write(table: str, metrics: dict[str, dict], path: Path, *, dataset: str,
     for cid, c in metrics.items():
         _, _, row, col = cid.split("/")
         rows.setdefault(row, {})[col] = c
-    for row, by_col in rows.items():
+    # your model first, then the harness's baselines (raw pixels, real data)
+    for row, by_col in sorted(rows.items(), key=lambda kv: kv[0] in BASELINES):
         fields = sorted({d["field"] for c in by_col.values() for d in c.get("protocol_diff", [])})
         lines.append(f"| **{row}** (measured on {dataset}) | "
                      + " | ".join(_value(by_col.get(c)) for c in cols)
@@ -92,7 +95,7 @@ def _legend(cells: list[dict[str, Any]]) -> str:
     if draws:
         said.append("a measured ± is the standard deviation of the score over the test draws "
                     f"({', '.join(map(str, draws))} draws of labelled images; the cell's `ci95` "
-                    "holds 1.96 x that, the authors' Table 2 convention)")
+                    "holds 1.96 x that, the 95% band the authors quote for Table 2)")
     if seeds:
         said.append("a measured ± is the standard deviation over the generator's seeds")
     said.append("a paper row's ± is the one the paper prints")

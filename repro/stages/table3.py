@@ -194,12 +194,15 @@ def table3(stage: Stage, checkpoints: Path | None, metrics_path: Path, figure: P
             row, [weights], cfg, stage, queries, q_labels, figure, load=lambda _p: load()))
         for col, values in rec["runs"].items():
             n = cfg.n_samples[col]
-            j = judged(row, CHECKPOINT, col, n_samples=n, checkpoint_dry_run=False)
+            # how the loader fitted this generator's output (repro.probe) is its row's own
+            fitted = list(rec["ckpt"]["deviations"])
+            j = judged(row, CHECKPOINT, col, n_samples=n, checkpoint_dry_run=False,
+                       preprocessing=effective["preprocessing"] + fitted)
             metrics[f"{cell_prefix}/{row}/err@{col}"] = metric_cell(
                 values, seeds=rec["seeds"], comparable=False, compares_to=None,
                 protocol={**base_protocol, "n_samples": n, "generator": row,
                           "generator_data": rec["ckpt"].get("data_source")},
-                deviations=j["deviations"], protocol_diff=j["protocol_diff"])
+                deviations=fitted + j["deviations"], protocol_diff=j["protocol_diff"])
         timings[row] = rec["seconds"]
     for row, train_name in ({} if generators is not None else cfg.models).items():
         if row not in cfg.variants:
