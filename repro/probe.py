@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 import yaml
 from torch import nn
 
@@ -41,15 +40,14 @@ from repro.config import DataParams, Params, PROFILES_DIR, Section, validate
 from repro.errors import ReproError, cli_errors
 from repro.models.base import Variant, VariantSpec
 from repro.models.checkpoint import load_weights_file
+from repro.models.layers import FEATURE_GRID, pooled_features
+from repro.protocols.generated import GENERATED_NN
 from repro.protocols.probing import Source
-from repro.published import load_published, load_tables
-from repro.published.protocol import RAW, get_protocol
+from repro.published.protocol import RAW
 from repro.stages.common import Stage
+from repro.tables import TABLES, get_protocol, load_published, load_tables
 from repro.utils.device import resolve_device
 from repro.utils.io import atomic_path, read_cells
-
-GRID = 4  # each feature layer max-pooled to a GRID x GRID grid (the paper's recipe)
-
 
 def load_factory(spec: str) -> Callable[..., Any]:
     """'pkg.module:factory' -> the callable."""
@@ -129,14 +127,14 @@ class Probed(nn.Module):
                 raise ReproError(f"layer {name} outputs shape {tuple(o.shape)}, not (B, C, H, W); "
                                  "name conv layers (or their activations)")
         self.widest_layer = max(o.shape[1] for o in outs)
-        self.feature_dim = sum(o.shape[1] * GRID * GRID for o in outs)
+        self.feature_dim = sum(o.shape[1] * FEATURE_GRID * FEATURE_GRID for o in outs)
 
     def _pooled(self, x: torch.Tensor, raw: bool = False) -> list[torch.Tensor]:
         got: dict[int, torch.Tensor] = {}
 
         def hook(i):
             def grab(module, inputs, output):
-                got[i] = output if raw else F.adaptive_max_pool2d(output, GRID).flatten(1)
+                got[i] = output if raw else pooled_features([output])
             return grab
 
         handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.layers)]
@@ -161,18 +159,12 @@ class UserVariant(Variant):
         self.spec = spec
 
 
-def _probe_tables() -> dict:
-    """protocol name -> the probe-table spec (repro.protocols.runner) that runs it."""
-    from repro.stages import table1, table2
-
-    return {spec.table: spec for spec in (table1.SPEC, table2.SPEC)}
+def _scores_generators(protocol: str) -> bool:
+    return TABLES.get(protocol).scorer is GENERATED_NN
 
 
 def _section(protocol: str, profile: str | None, spec: dict) -> tuple[str, Section]:
-    from repro.stages import table3
-
-    tables = _probe_tables()
-    model = tables[protocol].config if protocol in tables else table3.Table3Config
+    model = TABLES.get(protocol).config
     data: dict = {}
     if profile:  # without one, the paper's protocol: each section's defaults
         path = PROFILES_DIR / f"{profile}.yaml"
@@ -272,9 +264,9 @@ def main(argv: list[str] | None = None) -> None:
         raise ReproError("the figures have no probe protocol; use table1, table2 or table3")
     if args.dataset:
         spec["dataset"] = args.dataset
-    if (protocol == "table3") != bool(args.generator):
+    if _scores_generators(protocol) != bool(args.generator):
         raise ReproError(f"--protocol {protocol} scores a "
-                         f"{'generator (--generator)' if protocol == 'table3' else 'discriminator (--discriminator)'}")
+                         f"{'generator (--generator)' if _scores_generators(protocol) else 'discriminator (--discriminator)'}")
     section_name, cfg = _section(protocol, args.profile, spec)
     params = Params(profile=args.profile or "protocol", device=args.device,
                     data=DataParams(root=args.data_root, download=True))
@@ -283,10 +275,10 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     metrics_path = out / "metrics" / f"{name}.json"
     prefix = f"probe/{protocol}"
-    if protocol in _probe_tables():
-        _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
+    if _scores_generators(protocol):
+        _probe_generator(args, protocol, stage, metrics_path, out, prefix)
     else:
-        _probe_generator(args, stage, metrics_path, out, prefix)
+        _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
     metrics = read_cells(metrics_path)
     sizes = f"profile `{args.profile}`" if args.profile else "the paper's"
     header = (f"Protocol `{protocol}` on `{cfg.dataset}` (sizes: {sizes}); "
@@ -314,13 +306,14 @@ def _probe_discriminator(args, protocol: str, stage: Stage, metrics_path: Path, 
         raise ReproError("Table 1's protocol probes RGB models: --channels 3")
     # the harness's rows that are not probes (Table 2's KNN and supervised CNN) are not your
     # model's: see the pipeline for them
-    run_table(_probe_tables()[protocol], stage, None, metrics_path, out / "provenance",
+    run_table(TABLES.get(protocol), stage, None, metrics_path, out / "provenance",
               srcs=srcs, cell_prefix=prefix, input_shape=(args.image_size, channels),
               harness_rows=False)
 
 
-def _probe_generator(args, stage: Stage, metrics_path: Path, out: Path, prefix: str) -> None:
-    from repro.stages import table3
+def _probe_generator(args, protocol: str, stage: Stage, metrics_path: Path, out: Path,
+                     prefix: str) -> None:
+    from repro.protocols.runner import run_table
 
     G = build(args.generator, args.weights)
     variant = UserVariant(VariantSpec(
@@ -338,9 +331,10 @@ def _probe_generator(args, stage: Stage, metrics_path: Path, out: Path, prefix: 
         raise ReproError(f"{args.generator}() makes images of shape {tuple(x.shape[1:])}; "
                          "Table 3's protocol compares 28x28 grey digits: (1, 28, 28)")
     facts = {"seed": 0, "data_source": args.pretraining_data, "deviations": [], "dry_run": False}
-    table3.table3(stage, None, metrics_path, out / "unused_fig9.png", out / "provenance",
-                  generators={args.name: (args.weights, lambda: (variant, G, facts))},
-                  cell_prefix=prefix)
+    # the real-data row stays: it is the reference a user's samples are read against
+    run_table(TABLES.get(protocol), stage, None, metrics_path, out / "provenance",
+              srcs=[Source(args.name, args.generator, args.weights, module=(variant, G, facts))],
+              cell_prefix=prefix)
 
 
 if __name__ == "__main__":

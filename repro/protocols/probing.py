@@ -57,14 +57,16 @@ def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, s
 
 @dataclass
 class Source:
-    """One representation to probe: a checkpoint's discriminator, a baseline (raw pixels or
-    K-means: path None), or a feature module given directly (`module`, repro.probe)."""
+    """One source of a table's rows: a checkpoint (a discriminator to probe, a generator to
+    sample), a baseline (raw pixels or K-means: path None), or a model a user gave
+    `python -m repro.probe` (`module`: a repro.probe.Probed feature extractor, or a
+    generator's (variant, G, facts))."""
     row: str
     train_name: str
     path: Path | None
     missing: str | None = None  # why the row has no checkpoint (e.g. the authors' files absent)
     expect_variant: str | None = None  # the variant the checkpoint must hold
-    module: Any = None  # a repro.probe.Probed: a feature extractor that is not a checkpoint
+    module: Any = None  # a user's model that is not a checkpoint (see above)
 
     @property
     def kind(self) -> str:
