@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from repro.protocols.probing import Source, not_run_cells, probe_rows, sources
+from repro.protocols.probing import Source, not_run_cells, run_rows, sources
 from repro.protocols.rows import FinishedRows, fingerprint, stage_key
 from repro.protocols.unit import TableData, TableUnit
 from repro.published.protocol import comparable, diff_lines
@@ -94,8 +94,8 @@ def run_table(unit: TableUnit, stage: Stage, checkpoints: Path | None, metrics_p
               size)
     if srcs is None:
         srcs = sources(checkpoints, cfg.models, cfg.variants, unit.name)
-    by_row, missing, timings = probe_rows(stage, srcs, done, lambda src, cache:
-                                          unit.scorer.compute(run, src, cache))
+    by_row, missing, timings = run_rows(stage, srcs, done,
+                                        lambda src, cache: unit.scorer.compute(run, src, cache))
     metrics: dict[str, dict] = {}
     for row, recs in by_row.items():
         metrics.update(unit.scorer.cells(run, row, recs))
