@@ -34,10 +34,13 @@ def provider_modules(spec: str) -> list[str]:
 
 
 class Registry:
-    """Name -> object map for one kind of component."""
+    """Name -> object map for one kind of component. `providers`: the modules that register
+    its items, for a registry kept outside this module (the tables', in repro.tables, so that
+    only the stages that read tables count them as code deps); default: `_PROVIDERS[kind]`."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, providers: tuple[str, ...] | None = None):
         self.kind = kind
+        self.providers = _PROVIDERS.get(kind, ()) if providers is None else providers
         self._items: dict[str, Any] = {}
         self._loaded = False
 
@@ -53,7 +56,7 @@ class Registry:
     def _load(self) -> None:
         if not self._loaded:
             self._loaded = True
-            for spec in _PROVIDERS.get(self.kind, ()):
+            for spec in self.providers:
                 for module in provider_modules(spec):
                     importlib.import_module(module)
 

@@ -104,23 +104,14 @@ def test_dvc_yaml_declares_exactly_the_sections_stages_read():
 
 
 def _stage_models():
-    """section -> its config type: the probe tables' from their specs (every module of
-    repro.stages with a ProbeTable SPEC), the other stages' named here."""
-    import importlib
-    import pkgutil
-
-    from repro import stages
+    """section -> its config type: the tables' from their units (repro.tables), the other
+    stages' named here."""
     from repro.figures.config import FiguresConfig
     from repro.stages.port_svhn import PortConfig
-    from repro.protocols.runner import ProbeTable
-    from repro.stages.table3 import Table3Config
+    from repro.tables import units
 
-    models = {"table3": Table3Config, "port_svhn": PortConfig, "figures": FiguresConfig}
-    for m in pkgutil.iter_modules(stages.__path__):
-        spec = getattr(importlib.import_module(f"repro.stages.{m.name}"), "SPEC", None)
-        if isinstance(spec, ProbeTable):
-            models[spec.table] = spec.config
-    return models
+    return {"port_svhn": PortConfig, "figures": FiguresConfig,
+            **{name: unit.config for name, unit in units().items()}}
 
 
 @pytest.mark.parametrize("profile", available_profiles(REPO / "experiments"))

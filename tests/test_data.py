@@ -48,9 +48,9 @@ def test_every_dataset_the_protocols_and_profiles_name_is_registered():
     import yaml
 
     from conftest import REPO
-    from repro.published.protocol import PROTOCOLS
+    from repro.tables import protocols
 
-    named = {p.paper("dataset") for p in PROTOCOLS.values()}
+    named = {p.paper("dataset") for p in protocols().values()}
     for profile in (REPO / "experiments").glob("*.yaml"):
         named |= _named_datasets(yaml.safe_load(profile.read_text()))
     assert named and named <= set(DATASETS.names())

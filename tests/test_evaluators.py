@@ -10,7 +10,7 @@ import torch
 
 from repro.errors import ReproError
 from repro.eval.probe import choose_C, svm_draws
-from repro.published.protocol import PROTOCOLS
+from repro.tables import protocols
 from repro.registry import EVALUATORS
 
 CENTRES = np.random.default_rng(42).normal(0, 5, size=(4, 12))
@@ -43,9 +43,9 @@ def test_evaluator_contract(name):
     assert len(accs) == 2 and min(accs) > 0.8
 
 
-@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", sorted(protocols()))
 def test_every_protocol_names_a_registered_evaluator(name):
-    proto = PROTOCOLS[name]
+    proto = protocols()[name]
     for ev in [proto.evaluator] + [r.evaluator for r in proto.rows.values()]:
         if ev is not None:
             assert ev in EVALUATORS
@@ -53,7 +53,7 @@ def test_every_protocol_names_a_registered_evaluator(name):
 
 def test_an_unknown_evaluator_lists_the_valid_ones(tmp_path):
     from repro.config import Params
-    from repro.stages import table2
+    from repro.tables import table2
     from repro.stages.common import Stage
     from repro.protocols.runner import run_table
 
@@ -63,4 +63,4 @@ def test_an_unknown_evaluator_lists_the_valid_ones(tmp_path):
     stage = Stage("table2", "table2", table2.Table2Config(evaluator="svm9"),
                   Params(profile="x", device="cpu"), CPU)
     with pytest.raises(ReproError, match="unknown evaluator 'svm9'"):  # before any data loads
-        run_table(table2.SPEC, stage, tmp_path, tmp_path / "t2.json", tmp_path)
+        run_table(table2.UNIT, stage, tmp_path, tmp_path / "t2.json", tmp_path)

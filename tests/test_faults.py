@@ -66,7 +66,8 @@ class _RunsShell:
 
 def test_wrong_variant_refused_by_table3_loader(gan_mlp_ckpt, tmp_path):
     """A gan_mlp checkpoint in the mnist_cond folder is not scored as the DCGAN row."""
-    from repro.stages.table3 import Table3Config, load_generator
+    from repro.protocols.generated import load_generator
+    from repro.tables.table3 import Table3Config
 
     planted = tmp_path / "mnist_cond" / "seed0.pt"
     planted.parent.mkdir()
@@ -85,7 +86,7 @@ def test_wrong_variant_refused_by_table3_loader(gan_mlp_ckpt, tmp_path):
 def test_wrong_variant_refused_by_probing_features(gan_mlp_ckpt, tmp_path):
     """Table 1/2 rows name the variant their checkpoints must hold."""
     from repro.protocols.probing import FeatureConfig, features, sources
-    from repro.stages.table1 import Table1Config
+    from repro.tables.table1 import Table1Config
 
     folder = tmp_path / "imagenet32"
     folder.mkdir()
@@ -246,7 +247,7 @@ def test_quoted_or_bool_numbers_name_the_key(line, key, got):
 
 
 def test_yaml_lists_still_fill_tuple_and_list_fields():
-    from repro.stages.table2 import SupervisedConfig
+    from repro.tables.table2 import SupervisedConfig
 
     cfg = validate(SupervisedConfig, yaml.safe_load("lr: [0.0001, 1]\nepochs: [1, 2]"), "t2")
     assert cfg.lr == (0.0001, 1.0) and cfg.epochs == [1, 2]
@@ -295,11 +296,11 @@ def test_dvc_ignores_temp_files():
 from pathlib import Path  # noqa: E402
 
 from repro.config import Params  # noqa: E402
-from repro.protocols import probing, runner  # noqa: E402
+from repro.protocols import generated, linear, probing, runner  # noqa: E402
 from repro.protocols.probing import RAW, SvmConfig  # noqa: E402
 from repro.protocols.rows import partial_path  # noqa: E402
-from repro.stages import table1, table2, table3  # noqa: E402
 from repro.stages.common import Stage  # noqa: E402
+from repro.tables import table1, table2, table3  # noqa: E402
 
 
 class Killed(Exception):
@@ -312,8 +313,8 @@ def _stage(name: str, cfg) -> Stage:
 
 # The row functions as imported, before any test patched them.
 REAL = {(m.__name__, n): getattr(m, n) for m, n in (
-    (runner, "_probe"), (table2, "_knn_cell"),
-    (table2, "_supervised_cells"), (table3, "_generator_row"))}
+    (linear, "_probe"), (table2, "_knn_cell"),
+    (table2, "_supervised_cells"), (generated, "_score"))}
 
 
 def _patch(monkeypatch, module, name: str, kill_at: int = 0) -> dict:
@@ -350,7 +351,7 @@ def _t2cfg(**kw) -> table2.Table2Config:
 
 def _table2(tmp: Path, cfg=None) -> Path:
     out = tmp / "metrics" / "table2.json"
-    runner.run_table(table2.SPEC, _stage("table2", cfg or _t2cfg()), tmp / "ckpts", out,
+    runner.run_table(table2.UNIT, _stage("table2", cfg or _t2cfg()), tmp / "ckpts", out,
                           tmp / "prov")
     return out
 
@@ -360,13 +361,13 @@ def test_table2_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, d
     straight = _table2(tmp_path / "straight").read_bytes()
     run = tmp_path / "killed"
     out = run / "metrics" / "table2.json"
-    _patch(monkeypatch, runner, "_probe", kill_at=2)
+    _patch(monkeypatch, linear, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table2(run)
     assert not out.exists()  # no half-written metrics file
     assert partial_path(out) == run / "metrics" / "table2.partial.json"
     assert partial_path(out).is_file()
-    calls = _patch(monkeypatch, runner, "_probe")
+    calls = _patch(monkeypatch, linear, "_probe")
     capsys.readouterr()
     _table2(run)
     printed = capsys.readouterr().out
@@ -382,7 +383,7 @@ def test_table2_a_kill_in_the_last_row_keeps_all_earlier_rows(tmp_path, digits, 
     _patch(monkeypatch, table2, "_supervised_cells", kill_at=1)
     with pytest.raises(Killed):
         _table2(run)
-    svm, knn = _patch(monkeypatch, runner, "_probe"), _patch(monkeypatch, table2, "_knn_cell")
+    svm, knn = _patch(monkeypatch, linear, "_probe"), _patch(monkeypatch, table2, "_knn_cell")
     sup = _patch(monkeypatch, table2, "_supervised_cells")
     _table2(run)
     assert (svm["n"], knn["n"], sup["n"]) == (0, 0, 1)
@@ -403,10 +404,10 @@ def test_readers_of_a_metrics_folder_skip_an_interrupted_stage_s_rows(tmp_path, 
 
 def test_table2_another_config_discards_the_finished_rows(tmp_path, digits, monkeypatch, capsys):
     run = tmp_path / "run"
-    _patch(monkeypatch, runner, "_probe", kill_at=2)
+    _patch(monkeypatch, linear, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table2(run)
-    calls = _patch(monkeypatch, runner, "_probe")
+    calls = _patch(monkeypatch, linear, "_probe")
     capsys.readouterr()
     _table2(run, _t2cfg(test_draws=3))
     assert "table2: discarding" in capsys.readouterr().out
@@ -419,7 +420,7 @@ def _table1(tmp: Path) -> Path:
                               models={"raw_pixels": RAW, "raw_again": RAW},
                               svm=SvmConfig(C_grid=[1e-3, 1e-2]))
     out = tmp / "table1.json"
-    runner.run_table(table1.SPEC, _stage("table1", cfg), tmp / "ckpts", out, tmp / "prov")
+    runner.run_table(table1.UNIT, _stage("table1", cfg), tmp / "ckpts", out, tmp / "prov")
     return out
 
 
@@ -427,11 +428,11 @@ def test_table1_killed_after_a_row_resumes_and_writes_the_same_bytes(tmp_path, m
     monkeypatch.setattr(probing, "load_dataset", lambda name, split, **kw: tiny_images(
         90 if split == "train" else 30, 3, 32, n_classes=3, seed={"train": 0, "test": 1}[split]))
     straight = _table1(tmp_path / "straight").read_bytes()
-    _patch(monkeypatch, runner, "_probe", kill_at=2)
+    _patch(monkeypatch, linear, "_probe", kill_at=2)
     with pytest.raises(Killed):
         _table1(tmp_path / "run")
     assert not (tmp_path / "run" / "table1.json").exists()
-    calls = _patch(monkeypatch, runner, "_probe")
+    calls = _patch(monkeypatch, linear, "_probe")
     capsys.readouterr()
     out = _table1(tmp_path / "run")
     assert "table1: resuming from" in capsys.readouterr().out
@@ -452,7 +453,8 @@ def _table3(tmp: Path, ckpts: Path) -> Path:
                               n_samples={"50k": 200, "10m": 400}, chunk_size=100,
                               generate_batch=100, grid_per_class=1)
     out = tmp / "table3.json"
-    table3.table3(_stage("table3", cfg), ckpts, out, tmp / "fig9.png", tmp / "prov")
+    runner.run_table(table3.UNIT, _stage("table3", cfg), ckpts, out, tmp / "prov",
+                     outputs={"figure": tmp / "fig9.png"})
     return out
 
 
@@ -463,13 +465,14 @@ def test_table3_killed_after_a_row_resumes_redraws_fig9_and_writes_the_same_byte
     ckpts = tmp_path / "ckpts"
     _generators(ckpts, ["g1", "g2"])
     straight = _table3(tmp_path / "straight", ckpts).read_bytes()
-    _patch(monkeypatch, table3, "_generator_row", kill_at=2)  # in the gan row, after dcgan
+    _patch(monkeypatch, generated, "_score", kill_at=2)  # in the gan row, after dcgan
     with pytest.raises(Killed):
         _table3(tmp_path / "run", ckpts)
-    (tmp_path / "run" / "fig9.png").unlink()  # dvc repro deletes declared outputs
-    _patch(monkeypatch, table3, "_generator_row")
+    (tmp_path / "run" / "fig9.png").unlink(missing_ok=True)  # dvc repro deletes declared outputs
+    _patch(monkeypatch, generated, "_score")
     capsys.readouterr()
     out = _table3(tmp_path / "run", ckpts)
-    assert "2 finished row(s) with the same config and inputs (dcgan, real)" in capsys.readouterr().out
+    assert ("1 finished row(s) with the same config and inputs (dcgan/seed0.pt)"
+            in capsys.readouterr().out)
     assert out.read_bytes() == straight and (tmp_path / "run" / "fig9.png").is_file()
     assert not partial_path(out).exists()

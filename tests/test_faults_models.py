@@ -91,7 +91,7 @@ def test_svhn32_checkpoint_in_the_imagenet32_folder_is_refused_by_table1(tmp_pat
 
 
 def test_every_consumer_checks_the_folder(gan_ckpt, tmp_path):
-    from repro.stages.table3 import load_generator
+    from repro.protocols.generated import load_generator
 
     folder = tmp_path / "gan_mlp"
     folder.mkdir()

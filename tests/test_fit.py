@@ -12,7 +12,7 @@ from repro.errors import ReproError
 from repro.protocols import probing
 from repro.protocols.probing import RAW, SvmConfig
 from repro.protocols.runner import run_table
-from repro.stages import table2
+from repro.tables import table2
 from repro.stages.common import Stage
 
 from conftest import tiny_images
@@ -70,7 +70,7 @@ def test_table2_names_the_fit_on_every_cell_and_in_provenance(tmp_path, monkeypa
                               svm=SvmConfig(C_grid=[1e-2]), fit="pad",
                               supervised=table2.SupervisedConfig(trials=1, epochs=[1], batch_size=[8]))
     stage = Stage("table2", "table2", cfg, Params(profile="demo", device="cpu"), CPU)
-    run_table(table2.SPEC, stage, tmp_path / "ckpts", tmp_path / "t2.json", tmp_path / "prov")
+    run_table(table2.UNIT, stage, tmp_path / "ckpts", tmp_path / "t2.json", tmp_path / "prov")
     from repro.utils.io import read_cells, read_json
 
     cells = read_cells(tmp_path / "t2.json")

@@ -43,10 +43,10 @@ def test_every_variant_the_facts_protocols_and_profiles_name_is_registered():
     import yaml
 
     from conftest import REPO
-    from repro.published.protocol import PROTOCOLS
+    from repro.tables import protocols
 
     named = set(LAYER_SHAPES) | set(FEATURE_DIMS)
-    named |= {r.variant for p in PROTOCOLS.values() for r in p.rows.values() if r.variant}
+    named |= {r.variant for p in protocols().values() for r in p.rows.values() if r.variant}
     for profile in (REPO / "experiments").glob("*.yaml"):
         named |= {t["variant"] for t in yaml.safe_load(profile.read_text())["train"].values()}
     assert named <= set(MODELS.names())

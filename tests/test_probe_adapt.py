@@ -93,12 +93,12 @@ def test_conditional_32x32_generator_by_table3_with_fit(tmp_path, monkeypatch, c
     for cid in ("probe/table3/yours/err@50k", "probe/table3/yours/err@10m", "probe/table3/real/err@50k"):
         assert cells[cid]["protocol"]["z_dist"].startswith("uniform (set by the default")
     mine = cells["probe/table3/yours/err@50k"]
-    assert "generator output centre-cropped 32x32 -> 28x28 (2 px each side; --fit pad: the " \
-           "inverse of zero-padding 28 -> 32)" in mine["deviations"]
+    crop = ("generator output centre-cropped 32x32 -> 28x28 (2 px each side; --fit pad: the "
+            "inverse of zero-padding 28 -> 32)")
+    assert crop in mine["deviations"]
     real = cells["probe/table3/real/err@50k"]  # the real row never went through the generator
     assert not any("generator output" in d for d in real["deviations"])
-    assert {"field": "preprocessing", "paper": [], "run": [mine["deviations"][0]]} in \
-        mine["protocol_diff"]
+    assert {"field": "preprocessing", "paper": [], "run": [crop]} in mine["protocol_diff"]
     report = (tmp_path / "o3" / "probe_table3.md").read_text()
     assert "z_dist: uniform" in report and "1-NN on" in report and "centre-cropped" in report
     assert report.index("**yours**") < report.index("**real**")

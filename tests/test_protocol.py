@@ -18,11 +18,9 @@ import yaml
 from repro.errors import ReproError
 from repro.protocols import probing
 from repro.protocols.runner import run_table
-from repro.published import load_published
-from repro.published.protocol import (CHECKPOINT, KMEANS, KNN, PROTOCOLS, RAW, REAL, SUPERVISED,
-                                      get_protocol)
-from repro.stages import table1, table2, table3
+from repro.published.protocol import CHECKPOINT, KMEANS, KNN, RAW, REAL, SUPERVISED
 from repro.stages.common import Stage
+from repro.tables import get_protocol, load_published, protocols, table1, table2, table3
 from repro.utils.io import read_cells
 
 from conftest import REPO, tiny_images
@@ -44,24 +42,28 @@ def _profile(tmp: Path, name: str, edit: dict | None = None) -> Path:
 def _diffs(params: Path) -> dict[str, list]:
     """cell (table/row kind/column) -> protocol diff, for a run on real data of the paper's
     sizes (the sizes a real run of the profile would load)."""
+    def run_values(unit, **facts):  # the run's protocol, read from the section as a stage does
+        stage = Stage.open(unit.name, unit.config, unit.name, params)
+        return stage.section, unit.protocol.run_values(stage.section, {
+            "real_data": True, "dry_run": stage.dry_run, "preprocessing": [],
+            "n_valid": getattr(stage.section, "n_valid", None), **facts})
+
     out = {}
-    s1 = Stage.open("table1", table1.Table1Config, "table1", params)
-    e1 = table1.effective_protocol(s1, s1.section, real=True, n_train=50_000, n_test=10_000,
-                                   n_valid=s1.section.n_valid)
+    t1 = table1.PROTOCOL
+    _, e1 = run_values(table1.UNIT, n_train=50_000, n_test=10_000)
     ckpt = {"checkpoint_dry_run": False, "pretraining_data": "imagenet32", "variant": "imagenet32"}
     for kind in (CHECKPOINT, KMEANS, RAW):
-        for col in table1.P.columns:
-            out[f"table1/{kind}/{col}"] = table1.P.diff(kind, col, {**e1, **ckpt})
-    s2 = Stage.open("table2", table2.Table2Config, "table2", params)
-    e2 = table2.effective_protocol(s2, s2.section, real=True, n_valid=10_000)
+        for col in t1.columns:
+            out[f"table1/{kind}/{col}"] = t1.diff(kind, col, {**e1, **ckpt})
+    _, e2 = run_values(table2.UNIT, n_valid=10_000)  # the paper's split, whatever the section
     for kind in (CHECKPOINT, RAW, KNN, SUPERVISED):
-        out[f"table2/{kind}/err@1000"] = table2.P.diff(kind, "err@1000", e2)
-    s3 = Stage.open("table3", table3.Table3Config, "table3", params)
-    e3 = table3.effective_protocol(s3, s3.section, real=True, n_train=50_000, n_test=10_000)
-    for col, n in s3.section.n_samples.items():
-        out[f"table3/{CHECKPOINT}/{col}"] = table3.P.diff(
+        out[f"table2/{kind}/err@1000"] = table2.PROTOCOL.diff(
+            kind, "err@1000", {**e2, "checkpoint_dry_run": False})
+    s3, e3 = run_values(table3.UNIT, n_train=50_000, n_test=10_000)
+    for col, n in s3.n_samples.items():
+        out[f"table3/{CHECKPOINT}/{col}"] = table3.PROTOCOL.diff(
             CHECKPOINT, f"err@{col}", {**e3, "n_samples": n, "checkpoint_dry_run": False})
-    out[f"table3/{REAL}/50k"] = table3.P.diff(REAL, "err@50k", {**e3, "n_samples": 50_000})
+    out[f"table3/{REAL}/50k"] = table3.PROTOCOL.diff(REAL, "err@50k", {**e3, "n_samples": 50_000})
     return out
 
 
@@ -98,7 +100,7 @@ def test_no_stage_decides_comparability_by_the_profile_name():
     assert offenders == []
 
 
-@pytest.mark.parametrize("name", sorted(PROTOCOLS))
+@pytest.mark.parametrize("name", sorted(protocols()))
 def test_protocol_rows_and_columns_are_the_papers(name):
     proto = get_protocol(name)
     cells = load_published()
@@ -115,7 +117,7 @@ def test_section_defaults_are_the_protocol():
     t1, t2, t3 = table1.Table1Config(), table2.Table2Config(), table3.Table3Config()
     assert (t1.dataset, t1.per_class, t1.draws) == ("cifar10", 400, 10)
     assert t1.kmeans.n_centroids == 4800 and t1.models["dcgan_l2svm"] == "imagenet32"
-    assert t2.svm.C_grid == list(table2.P.paper("C_grid")) and t2.supervised.trials == 64
+    assert t2.svm.C_grid == list(table2.PROTOCOL.paper("C_grid")) and t2.supervised.trials == 64
     assert t3.n_samples == {"50k": 50_000, "10m": 10_000_000} and t3.models["dcgan"] == "mnist_cond"
 
 
@@ -134,7 +136,7 @@ def test_a_missing_checkpoint_is_not_run_with_its_reason_in_table1(tmp_path, mon
                               models={"dcgan_l2svm": "imagenet32", "raw_pixels": RAW},
                               svm=probing.SvmConfig(C_grid=[1e-3, 1e-2]))
     out = tmp_path / "t1.json"
-    run_table(table1.SPEC, _stage("table1", cfg), tmp_path / "ckpts", out, tmp_path / "prov")
+    run_table(table1.UNIT, _stage("table1", cfg), tmp_path / "ckpts", out, tmp_path / "prov")
     cells = read_cells(out)
     for col in ("acc", "acc@400pc", "max_features"):
         c = cells[f"table1/dcgan_l2svm/{col}"]
@@ -166,8 +168,8 @@ def test_table3_missing_generator_is_not_run(tmp_path, monkeypatch):
     cfg = table3.Table3Config(dataset="tiny", models={"dcgan": "g1", "gan": "g2"},
                               n_samples={"50k": 200, "10m": 400}, chunk_size=100)
     out = tmp_path / "t3.json"
-    table3.table3(_stage("table3", cfg), tmp_path / "ckpts", out, tmp_path / "fig9.png",
-                  tmp_path / "prov")
+    run_table(table3.UNIT, _stage("table3", cfg), tmp_path / "ckpts", out, tmp_path / "prov",
+              outputs={"figure": tmp_path / "fig9.png"})
     cells = read_cells(out)
     assert cells["table3/dcgan/err@50k"]["missing"] == "no run"
     assert cells["table3/real/err@50k"]["value"] is not None
@@ -177,8 +179,7 @@ def test_table3_missing_generator_is_not_run(tmp_path, monkeypatch):
 
 
 def test_a_declared_row_fed_from_another_folder_stays_compared_and_names_the_move():
-    from repro.published.protocol import TABLE1, TABLE3
-
+    TABLE1, TABLE3 = table1.PROTOCOL, table3.PROTOCOL
     assert TABLE1.row("dcgan_l2svm", "imagenet32_small").published == "dcgan_l2svm"
     assert TABLE1.source_diff("dcgan_l2svm", "imagenet32_small", "imagenet32") == [
         {"field": "dcgan_l2svm.source", "paper": "imagenet32", "run": "imagenet32_small"}]

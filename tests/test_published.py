@@ -1,7 +1,7 @@
 """The published-numbers registry: complete, unique, and equal to the paper's tables.
 
 The spot checks below are typed from ../shared/reference/protocol.md (the paper's tables), on
-purpose independently of repro/published/paper.yaml.
+purpose independently of the table units (repro/tables).
 """
 
 from __future__ import annotations
@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from pydantic import ValidationError
+
 from repro.errors import ReproError
-from repro.published import (
-    load_figures, load_published, load_tables, table_layout,
-)
-from repro.published.protocol import PROTOCOLS
+from repro.published import PublishedCell, load_figures, table_cells
+from repro.tables import load_published, load_tables, protocols, table_layout
 
 
 def test_ids_unique_and_well_formed():
     cells = load_published()
-    # every cell of the file is loaded (none lost to a duplicate key), and each names one of
-    # its table's declared rows and columns
-    text = (Path(__file__).resolve().parents[1] / "repro/published/paper.yaml").read_text()
-    assert len(cells) == text.count("id: table")
+    # every cell a unit declares is loaded (none lost to a duplicate key), and each names one
+    # of its table's declared rows and columns
     tables = load_tables()
+    assert len(cells) == sum(len(t.cells) for t in tables.values())
     for cid, cell in cells.items():
         assert cell.row in tables[cell.table].rows and cell.column in tables[cell.table].columns
         assert cid == cell.id == f"{cell.table}/{cell.row}/{cell.column}"
@@ -94,7 +93,7 @@ def test_table1_and_2_layouts():
     assert len(t2) == len(tables["table2"].rows)
     assert t2[-1][0] is None and t2[-1][1].value == 28.87
     # the tables with published cells are the protocols that have columns
-    assert list(tables) == [t for t, p in PROTOCOLS.items() if p.columns]
+    assert list(tables) == [t for t, p in protocols().items() if p.columns]
 
 
 def test_unknown_table():
@@ -102,21 +101,22 @@ def test_unknown_table():
         table_layout("table4")
 
 
-def test_duplicate_id_is_refused(tmp_path: Path):
-    text = (Path(__file__).resolve().parents[1] / "repro/published/paper.yaml").read_text()
-    dup = text + "  - {id: table3/dcgan/err@10m, value: 1, unit: '%', direction: lower, tolerance: 0}\n"
-    path = tmp_path / "paper.yaml"
-    path.write_text(dup)
+def test_duplicate_or_misplaced_id_is_refused():
+    table = load_tables()["table3"]
+    extra = PublishedCell(id="table3/dcgan/err@10m", value=1, unit="%", direction="lower",
+                          tolerance=0)
     with pytest.raises(ReproError, match="appears twice"):
-        load_published(path)
+        table_cells("table3", table.model_copy(update={"cells": table.cells + (extra,)}))
+    with pytest.raises(ReproError, match="must be table3/<row>/<column>"):
+        table_cells("table3", table.model_copy(update={"cells": (
+            extra.model_copy(update={"id": "table3/dcgan/err@1m"}),)}))
+    assert len(table_cells("table3", table)) == len(table.cells)  # control: as declared
 
 
-def test_bad_unit_is_refused(tmp_path: Path):
-    text = (Path(__file__).resolve().parents[1] / "repro/published/paper.yaml").read_text()
-    path = tmp_path / "paper.yaml"
-    path.write_text(text.replace('value: 1.48, pm: null, unit: "%"', 'value: 1.48, pm: null, unit: "pct"'))
-    with pytest.raises(ReproError, match="unit"):
-        load_published(path)
+def test_bad_unit_is_refused():
+    with pytest.raises(ValidationError, match="unit"):
+        PublishedCell(id="table3/dcgan/err@10m", value=1.48, unit="pct", direction="lower",
+                      tolerance=0.5)
 
 
 def test_figures_registry():

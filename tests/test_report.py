@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from repro.errors import ReproError
-from repro.published import load_published, load_tables
+from repro.tables import load_published, load_tables
 from repro.report.__main__ import main, parse_args, run
 from repro.report.build import (
     NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, build_report,

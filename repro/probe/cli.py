@@ -60,9 +60,11 @@ from repro.probe import plan, report
 from repro.probe.models import FittedG, Probed, UserVariant, build, infer_input, sha256_file
 from repro.probe.profiles import default_search, profile_names, profile_section
 from repro.protocols.probing import Source
-from repro.published.protocol import RAW, get_protocol
+from repro.protocols.generated import GENERATED_NN
+from repro.published.protocol import RAW
 from repro.registry import DATASETS
 from repro.stages.common import Stage
+from repro.tables import TABLES, get_protocol
 from repro.utils.device import resolve_device
 from repro.utils.io import read_cells
 
@@ -93,18 +95,12 @@ class ProbeStage(Stage):
                                                  "adaptations": list(self.data_deviations)}, **extra)
 
 
-def _probe_tables() -> dict:
-    """protocol name -> the probe-table spec (repro.protocols.runner) that runs it."""
-    from repro.stages import table1, table2
-
-    return {spec.table: spec for spec in (table1.SPEC, table2.SPEC)}
-
-
 def _config_type(protocol: str) -> type[Section]:
-    from repro.stages import table3
+    return TABLES.get(protocol).config
 
-    tables = _probe_tables()
-    return tables[protocol].config if protocol in tables else table3.Table3Config
+
+def _scores_generators(protocol: str) -> bool:
+    return TABLES.get(protocol).scorer is GENERATED_NN
 
 
 def _section(protocol: str, profile: str | None, spec: dict) -> Section:
@@ -234,9 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.show_spec:
         print(show_spec(protocol, args.profile))
         return
-    if (protocol == "table3") != bool(args.generator):
+    if _scores_generators(protocol) != bool(args.generator):
         raise ReproError(f"--protocol {protocol} scores a "
-                         f"{'generator (--generator)' if protocol == 'table3' else 'discriminator (--discriminator)'}")
+                         f"{'generator (--generator)' if _scores_generators(protocol) else 'discriminator (--discriminator)'}")
     spec.update({k: v for k, v in (("dataset", args.dataset), ("fit", args.fit)) if v})
     cfg = _section(protocol, args.profile, spec)
     dataset_spec(cfg.dataset)  # an unknown name: the valid ones, before any work
@@ -269,10 +265,10 @@ def main(argv: list[str] | None = None) -> None:
     for line in notes:
         print(f"  {line}")
     try:
-        if protocol in _probe_tables():
-            _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
+        if _scores_generators(protocol):
+            _probe_generator(args, protocol, stage, metrics_path, out, prefix)
         else:
-            _probe_generator(args, stage, metrics_path, out, prefix)
+            _probe_discriminator(args, protocol, stage, metrics_path, out, prefix)
     except ReproError as err:
         raise type(err)(_for_probe(str(err))) from None
     metrics = read_cells(metrics_path)
@@ -314,12 +310,13 @@ def _probe_discriminator(args, protocol: str, stage: ProbeStage, metrics_path: P
         print(line)
     # the harness's rows that are not probes (Table 2's KNN and supervised CNN) are not your
     # model's: see the pipeline for them
-    run_table(_probe_tables()[protocol], stage, None, metrics_path, out / "provenance",
+    run_table(TABLES.get(protocol), stage, None, metrics_path, out / "provenance",
               srcs=srcs, cell_prefix=prefix, input_shape=(size, channels), harness_rows=False)
 
 
-def _probe_generator(args, stage: ProbeStage, metrics_path: Path, out: Path, prefix: str) -> None:
-    from repro.stages import table3
+def _probe_generator(args, protocol: str, stage: ProbeStage, metrics_path: Path, out: Path,
+                     prefix: str) -> None:
+    from repro.protocols.runner import run_table
 
     G = build(args.generator, args.weights)
     z_dist = args.z_dist or Z_DEFAULT
@@ -354,9 +351,11 @@ def _probe_generator(args, stage: ProbeStage, metrics_path: Path, out: Path, pre
         print(f"  adapted: {d}")
     for line in plan.generator(stage.section, fitted, variant, stage.device):
         print(line)
-    # the fit is the generator row's deviation (table3 puts a loader's on its row's cells only)
+    # the fit is the generator row's own deviation and preprocessing (repro.protocols.generated
+    # puts a source's on that row's cells only, not on the real-data row)
     facts = {"seed": 0, "data_source": args.pretraining_data, "deviations": fitted.deviations,
-             "dry_run": False}
-    table3.table3(stage, None, metrics_path, out / "unused_fig9.png", out / "provenance",
-                  generators={args.name: (args.weights, lambda: (variant, fitted, facts))},
-                  cell_prefix=prefix)
+             "preprocessing": fitted.deviations, "dry_run": False}
+    # the real-data row stays: it is the reference a user's samples are read against
+    run_table(TABLES.get(protocol), stage, None, metrics_path, out / "provenance",
+              srcs=[Source(args.name, args.generator, args.weights,
+                           module=(variant, fitted, facts))], cell_prefix=prefix)

@@ -18,8 +18,8 @@ from repro.data.fit import pad_geometry
 from repro.errors import ReproError
 from repro.models.base import Variant, VariantSpec
 from repro.models.checkpoint import load_weights_file
+from repro.models.layers import FEATURE_GRID, pooled_features
 
-GRID = 4  # each feature layer max-pooled to a GRID x GRID grid (the paper's recipe)
 # Input sizes a probe forward pass tries, in order, when --image-size is not given: the
 # paper's 32 first, then the other sizes DCGANs are commonly built for.
 SIZES = (32, 64, 28, 128, 96, 48, 16)
@@ -151,14 +151,14 @@ class Probed(nn.Module):
                 raise ReproError(f"layer {name} outputs shape {tuple(o.shape)}, not (B, C, H, W); "
                                  "name conv layers (or their activations)")
         self.widest_layer = max(o.shape[1] for o in outs)
-        self.feature_dim = sum(o.shape[1] * GRID * GRID for o in outs)
+        self.feature_dim = sum(o.shape[1] * FEATURE_GRID * FEATURE_GRID for o in outs)
 
     def _pooled(self, x: torch.Tensor, raw: bool = False) -> list[torch.Tensor]:
         got: dict[int, torch.Tensor] = {}
 
         def hook(i):
             def grab(module, inputs, output):
-                got[i] = output if raw else F.adaptive_max_pool2d(output, GRID).flatten(1)
+                got[i] = output if raw else pooled_features([output])
             return grab
 
         handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(self.layers)]

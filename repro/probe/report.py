@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from repro.published import load_published, load_tables
+from repro.tables import load_published, load_tables
 from repro.utils.io import atomic_path
 
 BASELINES = ("raw_pixels", "real")

@@ -1,6 +1,7 @@
-"""What every probe table (repro.protocols.runner) shares: typed sub-sections, data and checkpoint loading,
-and the representations (checkpointed discriminators, raw pixels, K-means features, or any
-module `python -m repro.probe` was given) a linear probe runs on."""
+"""What the tables' runner (repro.protocols.runner) shares: typed sub-sections, data and
+checkpoint loading, the sources of a table's rows (checkpoint folders, baselines, a user's
+model), the row loop, and the representations (checkpointed discriminators, raw pixels,
+K-means features, or any module `python -m repro.probe` was given) a linear probe runs on."""
 
 from __future__ import annotations
 
@@ -57,14 +58,16 @@ def load_split(stage: Stage, dataset: str, split: str, max_images: int | None, s
 
 @dataclass
 class Source:
-    """One representation to probe: a checkpoint's discriminator, a baseline (raw pixels or
-    K-means: path None), or a feature module given directly (`module`, repro.probe)."""
+    """One source of a table's rows: a checkpoint (a discriminator to probe, a generator to
+    sample), a baseline (raw pixels or K-means: path None), or a model a user gave
+    `python -m repro.probe` (`module`: a repro.probe.Probed feature extractor, or a
+    generator's (variant, G, facts))."""
     row: str
     train_name: str
     path: Path | None
     missing: str | None = None  # why the row has no checkpoint (e.g. the authors' files absent)
     expect_variant: str | None = None  # the variant the checkpoint must hold
-    module: Any = None  # a repro.probe.Probed: a feature extractor that is not a checkpoint
+    module: Any = None  # a user's model that is not a checkpoint (see above)
 
     @property
     def kind(self) -> str:
@@ -177,9 +180,9 @@ def _module_features(source: Source, images: dict[str, torch.Tensor], cfg: Featu
     return Features(sets, None, m.data_source, None, m.widest_layer, m.feature_dim)
 
 
-def probe_rows(stage: Stage, srcs: list[Source], done: FinishedRows,
-               compute: Callable[[Source, Path], dict]):
-    """The row loop of every probe table (one contract): `compute(src, cache)` for each source
+def run_rows(stage: Stage, srcs: list[Source], done: FinishedRows,
+             compute: Callable[[Source, Path], dict]):
+    """The row loop of every table (one contract): `compute(src, cache)` for each source
     with an input, reusing rows finished by an earlier run; a source without one is collected
     with its reason, never probed. -> (row -> [(source, record)], row -> reason, timings)."""
     by_row: dict[str, list[tuple[Source, dict]]] = {}
@@ -203,11 +206,12 @@ def not_run_cells(protocol: Protocol, missing: dict[str, str], models: dict[str,
     the published row it stands for."""
     out = {}
     for row, reason in missing.items():
-        spec = protocol.row(row, models.get(row, row))
+        declared = protocol.row(row, models.get(row, row))
         for col, unit in columns.items():
             out[f"{prefix}/{row}/{col}"] = not_run_cell(
-                reason, unit=unit, protocol={**base, "representation": spec.what},
-                compares_to=f"{protocol.table}/{spec.published}/{col}" if spec.published else None)
+                reason, unit=unit, protocol={**base, "representation": declared.what},
+                compares_to=f"{protocol.table}/{declared.published}/{col}" if declared.published
+                else None)
         print(f"{protocol.table}: row {row} not run: {reason}")
     return out
 

@@ -1,6 +1,6 @@
 """Finished rows of a long table stage, kept across a kill.
 
-A table stage that takes long (Table 2 on real data: ~40 minutes) writes each finished row,
+A table stage that takes long (Table 2 on real data, with its supervised search) writes each finished row,
 atomically, to `<metrics>.partial.json` beside its metrics file (`table2_svhn.json` ->
 `table2_svhn.partial.json`). That file is not a declared output, so `dvc repro` does not
 delete it before rerunning the stage. A rerun whose key (the stage's section as run, the

@@ -1,9 +1,10 @@
 """The paper's published numbers and figures, machine-readable and validated.
 
-`paper.yaml` holds every cell of Tables 1-3 (with the tables' row and column order, as the
-paper prints them); `figures.yaml` holds the figures' claims and the harness cell ids that give
-each one a number. Both are read once and validated: unique ids, ids that agree with their
-table/row/column, known units and directions, non-negative tolerances.
+Each table's printed layout and cells are declared in its unit (repro.tables; every cell of
+Tables 1-3, the baselines the harness does not rerun included) and validated here: unique
+ids, ids that agree with their table/row/column, known units and directions, non-negative
+tolerances. `figures.yaml` holds the figures' claims and the harness cell ids that give each
+one a number. Numbers declared as published are the PAPER's, never measured ones.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from repro.config import validate
 from repro.errors import ReproError
 
 HERE = Path(__file__).resolve().parent
-PAPER_FILE = HERE / "paper.yaml"
 FIGURES_FILE = HERE / "figures.yaml"
+SOURCE = "arXiv:1511.06434v2"  # the version of the paper whose numbers the units declare
 
 
 class _Frozen(BaseModel):
@@ -29,7 +30,14 @@ class _Frozen(BaseModel):
 
 
 class PublishedCell(_Frozen):
-    """One number printed in the paper."""
+    """One number printed in the paper.
+
+    id: <table>/<row>/<column>, stable (metrics files and the report refer to it); value and
+    pm: the printed number and its printed +- in `unit` ("%": percentage points, "units": a
+    count); direction: which way is better; tolerance: the half-width of the "reproduced" band,
+    used as max(pm, tolerance) (the paper gives no +- for most cells: each unit says why it
+    chose its tolerances); informational: a property of a method, not a measurement; note:
+    where versions or summaries of the paper disagree."""
 
     id: str
     value: float
@@ -53,16 +61,12 @@ class PublishedCell(_Frozen):
 
 
 class TableSpec(_Frozen):
+    """A table as the paper prints it: its layout and its cells (empty for a harness table)."""
     title: str
     caption: str = ""
     rows: dict[str, str]  # row id -> label as printed, in the paper's order
     columns: dict[str, str]  # column id -> label as printed, in the paper's order
-
-
-class _PaperFile(_Frozen):
-    source: str
-    tables: dict[str, TableSpec]
-    cells: list[PublishedCell]
+    cells: tuple[PublishedCell, ...] = ()
 
 
 class FigureSpec(_Frozen):
@@ -105,58 +109,28 @@ def _read(path: Path) -> object:
         raise ReproError(f"cannot read {path}: {err}; restore it from git") from None
 
 
-@lru_cache(maxsize=4)
-def _paper(path: Path = PAPER_FILE) -> _PaperFile:
-    paper = validate(_PaperFile, _read(path), path.name)
+def table_cells(name: str, table: TableSpec) -> list[PublishedCell]:
+    """Table `name`'s cells, checked against its layout and filled with their labels."""
     cells: list[PublishedCell] = []
     seen: set[str] = set()
-    for cell in paper.cells:
+    for cell in table.cells:
         if cell.id in seen:
-            raise ReproError(f"{path}: cell id {cell.id!r} appears twice; ids must be unique")
+            raise ReproError(f"table {name}: cell id {cell.id!r} appears twice; ids must be unique")
         seen.add(cell.id)
         parts = cell.id.split("/")
-        table = paper.tables.get(parts[0]) if len(parts) == 3 else None
-        if table is None or parts[1] not in table.rows or parts[2] not in table.columns:
-            raise ReproError(
-                f"{path}: cell id {cell.id!r} must be <table>/<row>/<column> with the table, "
-                f"row and column declared under `tables:` (tables: {', '.join(paper.tables)})"
-            )
+        if len(parts) != 3 or parts[0] != name or parts[1] not in table.rows \
+                or parts[2] not in table.columns:
+            raise ReproError(f"table {name}: cell id {cell.id!r} must be {name}/<row>/<column> "
+                             f"with a row of {list(table.rows)} and a column of "
+                             f"{list(table.columns)}")
         cells.append(cell.model_copy(update={
-            "table": parts[0], "row": parts[1], "column": parts[2],
-            "row_label": table.rows[parts[1]], "column_label": table.columns[parts[2]],
-        }))
-    return paper.model_copy(update={"cells": cells})
+            "table": name, "row": parts[1], "column": parts[2],
+            "row_label": table.rows[parts[1]], "column_label": table.columns[parts[2]]}))
+    return cells
 
 
-def load_published(path: Path = PAPER_FILE) -> dict[str, PublishedCell]:
-    """Every published cell, keyed by id, in the paper's table/row/column order."""
-    paper = _paper(path)
-    order = {
-        (t, r, c): (ti, ri, ci)
-        for ti, (t, spec) in enumerate(paper.tables.items())
-        for ri, r in enumerate(spec.rows)
-        for ci, c in enumerate(spec.columns)
-    }
-    cells = sorted(paper.cells, key=lambda c: order[(c.table, c.row, c.column)])
-    return {c.id: c for c in cells}
-
-
-def load_tables(path: Path = PAPER_FILE) -> dict[str, TableSpec]:
-    return dict(_paper(path).tables)
-
-
-def paper_source(path: Path = PAPER_FILE) -> str:
-    return _paper(path).source
-
-
-def table_layout(table: str, path: Path = PAPER_FILE) -> list[list[PublishedCell | None]]:
-    """The table as the paper prints it: rows x columns, None where the paper prints '-'."""
-    tables = load_tables(path)
-    if table not in tables:
-        raise ReproError(f"unknown table {table!r}; valid names: {', '.join(tables)}")
-    cells = load_published(path)
-    spec = tables[table]
-    return [[cells.get(f"{table}/{r}/{c}") for c in spec.columns] for r in spec.rows]
+def paper_source() -> str:
+    return SOURCE
 
 
 @lru_cache(maxsize=4)

@@ -1,11 +1,12 @@
 """The paper's evaluation protocols, declared once, as data (../shared/reference/protocol.md).
 
-For each table (and the figures): its rows (what each row probes or samples: a checkpoint
-folder and the variant it must hold, or a harness baseline), its protocol fields with the
-paper's value of each, and the table's cells (`paper.yaml`, keyed `<table>/<row>/<column>`).
-The stages' config defaults are read from here, so a profile only overrides fields, and a
-cell's comparability is derived from here, field by field (`protocol_diff`), never from the
-profile's name.
+A table's protocol (declared in its unit, repro.tables) lists its rows (what each row probes
+or samples: a checkpoint folder and the variant it must hold, or a harness baseline) and its
+protocol fields, each with the paper's value and the place a run's value is read from (a path
+in the table's config section, a fact of the run, or a fact each row states). The sections'
+config defaults are read from here, so a profile only overrides fields; a run's protocol is
+read field by field from its config, never written out by hand; and a cell's comparability is
+derived from the difference, field by field (`protocol_diff`), never from the profile's name.
 
 A field applies to some row kinds (`kinds`, None: every row) and some columns (`columns`,
 None: every column). Where the paper does not say (e.g. how Table 1's C was chosen), the value
@@ -20,6 +21,9 @@ from typing import Any, Mapping
 
 from repro.errors import ReproError
 
+# The authors' LinearSVC grid for SVHN (dcgan_code/svhn/svhn_semisup_analysis.py).
+AUTHORS_C_GRID = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+
 # Row kinds: what produces a row's numbers.
 CHECKPOINT = "checkpoint"  # a discriminator (Tables 1, 2) or generator (Table 3) checkpoint
 RAW = "raw_pixels"  # the raw pixels themselves (a harness baseline)
@@ -27,6 +31,9 @@ KMEANS = "kmeans"  # single-layer K-means features (Coates et al.), fitted by th
 KNN = "knn"  # 1-NN on raw pixels of the labelled draws (Table 2's KNN row)
 SUPERVISED = "supervised"  # a CNN with D's architecture trained on the labels (Table 2)
 REAL = "real"  # 1-NN fitted on real training images (Table 3's Real Data row)
+
+# `Field.reads` for a value each row states itself (its checkpoint's facts, its sample count)
+ROW = "@row"
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,10 @@ class Field:
     kinds: tuple[str, ...] | None = None
     columns: tuple[str, ...] | None = None
     harness: bool = False  # the paper does not say; this is the harness's declared choice
+    # Where a run's value is read: a path in the table's config section ("svm.C_grid"; None:
+    # the field's own name), "@<fact>" for a fact of the run (the loaded sizes, real data, dry
+    # run), or ROW for a value each row states.
+    reads: str | None = None
 
     def applies(self, kind: str, column: str) -> bool:
         return ((self.kinds is None or kind in self.kinds)
@@ -89,6 +100,24 @@ class Protocol:
                 for name, want, got in (("source", row.source, source),
                                         ("variant", row.variant, variant)) if want != got]
 
+    def run_values(self, section: Any, facts: Mapping[str, Any]) -> dict[str, Any]:
+        """The run's value of every field its rows share, read where each field says (`facts`:
+        the run's facts by name); the ROW fields are added by each row."""
+        out: dict[str, Any] = {}
+        for f in self.fields:
+            where = f.reads or f.name
+            if where == ROW:
+                continue
+            if where.startswith("@"):
+                if where[1:] not in facts:
+                    raise ReproError(f"{self.table}: protocol field {f.name!r} reads the run fact "
+                                     f"{where[1:]!r}, which the table's loader does not state "
+                                     f"(it states {', '.join(facts)})")
+                out[f.name] = facts[where[1:]]
+            else:
+                out[f.name] = config_value(section, where, f"{self.table} protocol field {f.name!r}")
+        return out
+
     def diff(self, kind: str | None, column: str, run: Mapping[str, Any],
              stated_only: bool = False) -> list[dict[str, Any]]:
         """[{field, paper, run}] for every field that applies to (kind, column) and whose run
@@ -105,6 +134,17 @@ class Protocol:
             if _norm(run[f.name]) != _norm(f.paper):
                 out.append({"field": f.name, "paper": f.paper, "run": run[f.name]})
         return out
+
+
+def config_value(section: Any, path: str, who: str) -> Any:
+    """The value at dotted `path` in a config section (a list as a plain list)."""
+    node = section
+    for part in path.split("."):
+        if not hasattr(node, part):
+            raise ReproError(f"{who} reads {path!r}, which {type(section).__name__} does not have; "
+                             "fix the field's `reads` in the table's unit (repro.tables)")
+        node = getattr(node, part)
+    return list(node) if isinstance(node, tuple) else node
 
 
 def _norm(value: Any) -> Any:
@@ -130,113 +170,14 @@ def diff_lines(diff: list[dict]) -> list[str]:
 
 # Fields every table shares: the data are real, no stage ran as a dry run, and no image was
 # resized, padded or recoloured to fit a model (repro.data.fit).
-_COMMON = (Field("real_data", True), Field("dry_run", False), Field("preprocessing", []))
-_CKPT_DRY = Field("checkpoint_dry_run", False, kinds=(CHECKPOINT,))
-
-# The authors' LinearSVC grid for SVHN (dcgan_code/svhn/svhn_semisup_analysis.py).
-AUTHORS_C_GRID = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
-
-_PROBE = (CHECKPOINT, RAW, KMEANS)  # the rows an L2-SVM is fitted on
-
-TABLE1 = Protocol(
-    table="table1",
-    evaluator="l2svm",
-    columns=("acc", "acc@400pc", "max_features"),
-    fields=_COMMON[:2] + (
-        Field("preprocessing", [], columns=("acc", "acc@400pc")),
-        Field("dataset", "cifar10", columns=("acc", "acc@400pc")),
-        Field("n_train", 50_000, columns=("acc", "acc@400pc")),
-        Field("n_test", 10_000, columns=("acc", "acc@400pc")),
-        Field("per_class", 400, columns=("acc@400pc",)),
-        Field("draws", 10, columns=("acc@400pc",)),
-        Field("n_valid", 5_000, columns=("acc", "acc@400pc"), harness=True),
-        Field("select_draws", 3, columns=("acc@400pc",), harness=True),
-        Field("C_grid", [1e-4, 1e-3, 1e-2, 1e-1], columns=("acc", "acc@400pc"), harness=True),
-        Field("evaluator", "l2svm", columns=("acc", "acc@400pc")),
-        Field("bn", "inferred", kinds=(CHECKPOINT,), columns=("acc", "acc@400pc")),
-        Field("pretraining_data", "imagenet32", kinds=(CHECKPOINT,), columns=("acc", "acc@400pc")),
-        Field("variant", "imagenet32", kinds=(CHECKPOINT,)),
-        Field("kmeans_centroids", 4800, kinds=(KMEANS,)),
-        Field("checkpoint_dry_run", False, kinds=(CHECKPOINT,), columns=("acc", "acc@400pc")),
-    ),
-    rows={
-        "dcgan_l2svm": Row(CHECKPOINT, "imagenet32 D features (trained by this harness)",
-                           source="imagenet32", variant="imagenet32", published="dcgan_l2svm"),
-        "kmeans_1layer": Row(KMEANS, "single-layer K-means features (Coates et al.), rerun by "
-                             "the harness", published="kmeans_1layer"),
-        "raw_pixels": Row(RAW, "harness baseline: raw pixels + the same L2-SVM"),
-    },
-    notes=("C is not given by the paper: the harness selects it on a validation split carved "
-           "off the training images (n_valid, select_draws, C_grid are the harness's).",),
-)
-
-TABLE2 = Protocol(
-    table="table2",
-    evaluator="l2svm",
-    columns=("err@1000", "val_err@1000"),
-    fields=_COMMON + (
-        Field("dataset", "svhn"),
-        Field("n_valid", 10_000),
-        Field("max_train", None),  # the whole labelled pool
-        Field("max_test", None),  # the whole test split
-        Field("per_class", 100),
-        Field("select_draws", 10, kinds=_PROBE),
-        Field("test_draws", 100, kinds=_PROBE + (KNN,)),
-        Field("C_grid", list(AUTHORS_C_GRID), kinds=_PROBE),
-        Field("evaluator", "l2svm", kinds=_PROBE),
-        Field("bn", "inferred", kinds=(CHECKPOINT,)),
-        Field("trials", 64, kinds=(SUPERVISED,)),
-        _CKPT_DRY,
-    ),
-    rows={
-        "dcgan_l2svm": Row(CHECKPOINT, "our svhn32, trained by this harness", source="svhn32",
-                           variant="svhn32", published="dcgan_l2svm"),
-        "dcgan_authors": Row(CHECKPOINT, "the authors' checkpoint (Newmu/dcgan_code)",
-                             source="authors_svhn", variant="svhn32_authors",
-                             published="dcgan_l2svm"),
-        "raw_pixels": Row(RAW, "harness baseline: raw pixels + the same L2-SVM"),
-    },
-)
-# Table 2's rows that are not probes of a representation: always run, not configured as models.
-TABLE2_KNN = Row(KNN, "1-NN on raw pixels of the same draws", published="knn", evaluator="nn1")
-TABLE2_SUPERVISED = Row(SUPERVISED, "supervised CNN with D's architecture",
-                        published="supervised_cnn")
-
-TABLE3 = Protocol(
-    table="table3",
-    evaluator="nn1",
-    columns=("err@50k", "err@10m"),
-    fields=_COMMON + (
-        Field("dataset", "mnist"),
-        Field("n_train", 50_000),
-        Field("n_test", 10_000),
-        Field("n_samples", 50_000, columns=("err@50k",)),
-        Field("n_samples", 10_000_000, columns=("err@10m",)),
-        _CKPT_DRY,
-    ),
-    rows={
-        "real": Row(REAL, "1-NN on the real training images", published="real"),
-        "dcgan": Row(CHECKPOINT, "class-conditional DCGAN samples", source="mnist_cond",
-                     variant="mnist_cond", published="dcgan"),
-        "gan": Row(CHECKPOINT, "class-conditional fully connected GAN samples", source="gan_mlp",
-                   variant="gan_mlp", published="gan"),
-    },
-)
-# column label of Table 3's n_samples -> the paper's sample count
-TABLE3_SAMPLES = {"50k": 50_000, "10m": 10_000_000}
+COMMON = (Field("real_data", True, reads="@real_data"), Field("dry_run", False, reads="@dry_run"),
+          Field("preprocessing", [], reads="@preprocessing"))
+CKPT_DRY = Field("checkpoint_dry_run", False, kinds=(CHECKPOINT,), reads=ROW)
 
 FIGURES = Protocol(
     table="figures",
     evaluator=None,  # the harness's measured numbers behind the paper's qualitative figures
     columns=(),
-    fields=_COMMON[:2] + (Field("dataset", "lsun_bedroom"), Field("variant", "lsun64")),
+    fields=COMMON[:2] + (Field("dataset", "lsun_bedroom"), Field("variant", "lsun64")),
     rows={},
 )
-
-PROTOCOLS: dict[str, Protocol] = {p.table: p for p in (TABLE1, TABLE2, TABLE3, FIGURES)}
-
-
-def get_protocol(name: str) -> Protocol:
-    if name not in PROTOCOLS:
-        raise ReproError(f"unknown protocol {name!r}; valid names: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]

@@ -26,8 +26,8 @@ Verdicts (one per published cell; measured cells matched through `compares_to`)
 - "not comparable": the measured cell says `comparable: false` (derived from the protocol:
   its `protocol_diff` names the fields that differ, e.g. not real data or a dry run), or its
   unit differs from the published unit.
-- "reproduced": |measured - published| <= max(published pm, tolerance) (paper.yaml documents
-  each tolerance).
+- "reproduced": |measured - published| <= max(published pm, tolerance) (each table's unit,
+  repro/tables, documents its tolerances).
 - "not reproduced": otherwise.
 The measured std is shown but does NOT widen the band: a noisy measurement must not make a
 reproduction easier to claim; a run that wants the benefit of many seeds reports their mean.
@@ -44,13 +44,11 @@ from pathlib import Path
 from typing import Iterable
 
 from repro.errors import ReproError
-from repro.published import (
-    FigureSpec, PublishedCell, TableSpec, load_figures, load_published, load_tables,
-    paper_source,
-)
+from repro.published import FigureSpec, PublishedCell, TableSpec, load_figures, paper_source
 from repro.report.inputs import (
     MeasuredCell, MetricsFile, Provenance, read_metrics_files, read_provenance_dir,
 )
+from repro.tables import load_published, load_tables
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -82,7 +80,9 @@ class Measured:
 
 
 @dataclass
-class Row:
+class CellVerdict:
+    """A published cell beside the measured cell that compares to it (either may be absent),
+    with the verdict and why."""
     published: PublishedCell | None
     measured: Measured | None
     verdict: str
@@ -100,8 +100,8 @@ class Row:
 class TableSection:
     id: str
     spec: TableSpec
-    rows: list[Row]
-    harness_rows: list[Row]
+    rows: list[CellVerdict]
+    harness_rows: list[CellVerdict]
     notes: list[tuple[str, str]]  # (cell id, note)
 
     @property
@@ -127,7 +127,7 @@ class Report:
     tables: list[TableSection]
     figures: list[FigureEntry]
     other_images: list[Path]
-    other_rows: list[Row]
+    other_rows: list[CellVerdict]
     deviations: dict[str, list[str]]  # group (table id / "figures" / "other") -> deviations
     provenance: dict[str, Provenance]
     measured: dict[str, Measured] = field(default_factory=dict)  # key -> measured
@@ -191,7 +191,7 @@ def _collect(metrics: dict[str, dict[str, MeasuredCell]],
             if cell.compares_to is not None and cell.compares_to not in published:
                 raise ReproError(
                     f"metrics file {stem}.json: cell {cell_id!r} compares_to unknown published "
-                    f"cell {cell.compares_to!r}; valid ids are in repro/published/paper.yaml"
+                    f"cell {cell.compares_to!r}; valid ids are in the table units (repro/tables)"
                 )
             m = Measured(stem, cell_id, cell)
             out[m.key] = m
@@ -203,7 +203,7 @@ def _main_first(pub_id: str, candidates: list[Measured]) -> list[Measured]:
 
 
 def _tables(published: dict[str, PublishedCell], tables: dict[str, TableSpec],
-            measured: dict[str, Measured]) -> tuple[list[TableSection], list[Row]]:
+            measured: dict[str, Measured]) -> tuple[list[TableSection], list[CellVerdict]]:
     by_pub: dict[str, list[Measured]] = {}
     loose: list[Measured] = []
     for m in measured.values():
@@ -217,14 +217,14 @@ def _tables(published: dict[str, PublishedCell], tables: dict[str, TableSpec],
         for pub in (c for c in published.values() if c.table == table_id):
             found = _main_first(pub.id, by_pub.get(pub.id, []))
             main = found[0] if found else None
-            rows.append(Row(pub, main, *verdict(pub, main)))
-            extra += [Row(pub, m, *verdict(pub, m), harness=True) for m in found[1:]]
+            rows.append(CellVerdict(pub, main, *verdict(pub, main)))
+            extra += [CellVerdict(pub, m, *verdict(pub, m), harness=True) for m in found[1:]]
             if pub.note:
                 notes.append((pub.id, pub.note))
-        extra += [Row(None, m, HARNESS_ONLY, harness=True)
+        extra += [CellVerdict(None, m, HARNESS_ONLY, harness=True)
                   for m in loose if _table_of(m.id) == table_id]
         sections.append(TableSection(table_id, spec, rows, extra, notes))
-    others = [Row(None, m, HARNESS_ONLY, harness=True) for m in loose
+    others = [CellVerdict(None, m, HARNESS_ONLY, harness=True) for m in loose
               if _table_of(m.id) not in tables and not _table_of(m.id).startswith("fig")]
     return sections, others
 
@@ -267,7 +267,7 @@ def _deviations(measured: dict[str, Measured], tables: dict[str, TableSpec]
 
 
 def assess(metrics: dict[str, dict[str, MeasuredCell]]
-           ) -> tuple[dict[str, Measured], list[TableSection], list[Row]]:
+           ) -> tuple[dict[str, Measured], list[TableSection], list[CellVerdict]]:
     """Measured cells by key, the table sections with verdicts, and the non-table harness rows."""
     published = load_published()
     measured = _collect(metrics, published)

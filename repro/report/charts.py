@@ -16,7 +16,7 @@ from pathlib import Path
 
 from repro.errors import ReproError
 from repro.report.build import (
-    NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Row, TableSection,
+    NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, CellVerdict, TableSection,
 )
 from repro.utils.io import save_figure
 
@@ -32,7 +32,7 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def plotted_rows(section: TableSection) -> list[Row]:
+def plotted_rows(section: TableSection) -> list[CellVerdict]:
     """The rows a forest plot shows: result cells (not informational) with a measured value."""
     return [r for r in section.rows if not r.published.informational and r.measured is not None
             and r.measured.cell.value is not None]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repro.errors import ReproError
-from repro.report.build import Measured, Row, assess, display_path
+from repro.report.build import CellVerdict, Measured, assess, display_path
 from repro.report.inputs import MeasuredCell, parse_json, parse_metrics, read_metrics_dir
 
 DEFAULT_METRICS = "results/metrics"
@@ -92,7 +92,7 @@ def load_other(spec: str, metrics_dir: Path) -> tuple[str, dict[str, dict[str, M
     return _metrics_at_revision(spec, Path(metrics_dir))
 
 
-def _verdicts(rows: list[Row]) -> dict[str, Row]:
+def _verdicts(rows: list[CellVerdict]) -> dict[str, CellVerdict]:
     return {r.published.id: r for r in rows if r.published is not None}
 
 

@@ -24,11 +24,11 @@ from torch import nn
 from repro.eval.nearest import StreamingNN
 from repro.figures import arithmetic as arith
 from repro.figures import guided, memorisation, walk, windows
-from repro.published import load_published
-from repro.published.protocol import TABLE3, comparable
+from repro.published.protocol import comparable
 from repro.report.build import NOT_COMPARABLE, NOT_REPRODUCED, REPRODUCED, Measured, verdict
 from repro.report.claims import CONTRADICTS, SUPPORTS, ClaimCheck, claim_check
 from repro.report.inputs import MeasuredCell
+from repro.tables import get_protocol, load_published
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ def _table_cell(offset_bands: float, changed: bool = False) -> str:
            "n_train": 50_000, "n_test": 10_000, "n_samples": 50_000, "checkpoint_dry_run": False}
     if changed:
         run["n_samples"] = 5_000
-    ok = comparable(True, TABLE3.diff("checkpoint", "err@50k", run))
+    ok = comparable(True, get_protocol("table3").diff("checkpoint", "err@50k", run))
     cell = MeasuredCell(value=pub.value + offset_bands * pub.band, comparable=ok, unit=pub.unit,
                         compares_to=pub.id)
     return verdict(pub, Measured("control", pub.id, cell))[0]

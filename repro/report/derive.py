@@ -18,7 +18,8 @@ import statistics
 from typing import Any
 
 from repro.errors import ReproError
-from repro.published.protocol import FIGURES, PROTOCOLS, Protocol, diff_lines
+from repro.published.protocol import FIGURES, Protocol, diff_lines
+from repro.tables import protocols
 
 REL_TOL = 1e-9  # float round trips through JSON are exact; this only absorbs summation order
 
@@ -57,7 +58,7 @@ def check_numbers(cell_id: str, cell: Any, where: str) -> None:
 
 def _protocol(cell_id: str) -> Protocol | None:
     table = cell_id.split("/")[0]
-    return PROTOCOLS.get(table) or (FIGURES if table.startswith("fig") else None)
+    return protocols().get(table) or (FIGURES if table.startswith("fig") else None)
 
 
 def stated_diff(cell_id: str, cell: Any) -> list[dict[str, Any]]:

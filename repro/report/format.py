@@ -6,7 +6,8 @@ import json
 import math
 from typing import Any
 
-from repro.report.build import INFORMATIONAL, VERDICTS, Measured, Report, Row, TableSection
+from repro.report.build import (INFORMATIONAL, VERDICTS, CellVerdict, Measured, Report,
+                                TableSection)
 from repro.report.compare import Change, Comparison
 from repro.report.inputs import Provenance
 
@@ -30,7 +31,7 @@ def _num(value: float, unit: str | None, digits: int = 2) -> str:
     return f"{value:.4g}"
 
 
-def fmt_published(row: Row) -> str:
+def fmt_published(row: CellVerdict) -> str:
     pub = row.published
     if pub is None:
         return "-"
@@ -51,7 +52,7 @@ def fmt_measured(m: Measured | None) -> str:
     return text
 
 
-def fmt_diff(row: Row) -> str:
+def fmt_diff(row: CellVerdict) -> str:
     diff, pub = row.diff, row.published
     if diff is None or pub is None or math.isnan(diff):
         return "-"
@@ -78,7 +79,7 @@ def diff_fields(m: Measured) -> list[dict[str, Any]]:
     return list(getattr(m.cell, "protocol_diff", None) or [])
 
 
-def footnote(row: Row) -> str:
+def footnote(row: CellVerdict) -> str:
     """One short line on why a row's verdict is what it is beyond the numbers ('' if none)."""
     if row.reason:
         return row.reason
@@ -102,7 +103,7 @@ class Marks:
     def __init__(self) -> None:
         self.notes: dict[str, str] = {}  # text -> mark
 
-    def mark(self, row: Row) -> str:
+    def mark(self, row: CellVerdict) -> str:
         text = footnote(row)
         if not text:
             return ""
@@ -114,7 +115,7 @@ class Marks:
         return [f"({mark}) {text}" for text, mark in self.notes.items()]
 
 
-def fmt_verdict(row: Row) -> str:
+def fmt_verdict(row: CellVerdict) -> str:
     if row.published is not None and row.published.informational:
         return "informational"
     return row.verdict
@@ -129,7 +130,7 @@ def result_table(section: TableSection) -> tuple[Table, list[str]]:
     return (RESULT_HEADERS, rows), marks.lines()
 
 
-def harness_table(rows: list[Row]) -> tuple[Table, list[str]]:
+def harness_table(rows: list[CellVerdict]) -> tuple[Table, list[str]]:
     marks = Marks()
     return (HARNESS_HEADERS, [
         [r.measured.label if r.measured else "-", r.published.id if r.published else "-",
@@ -172,7 +173,7 @@ def _ordered(facts: dict[str, Any]) -> list[str]:
     return [f"{k}={_fact(facts[k])}" for k in keys]
 
 
-def appendix(rows: list[Row]) -> tuple[list[str], list[str], list[tuple[str, list[str]]]]:
+def appendix(rows: list[CellVerdict]) -> tuple[list[str], list[str], list[tuple[str, list[str]]]]:
     """(protocol facts shared by every measured row, deviations shared by every row, per row:
     (label, its differences: from the paper's protocol, then its own facts and deviations))."""
     measured = [r for r in rows if r.measured is not None]

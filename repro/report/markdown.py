@@ -15,7 +15,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from repro.report.build import (
-    HARNESS_ONLY, INFORMATIONAL, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, Report, Row,
+    HARNESS_ONLY, INFORMATIONAL, NOT_COMPARABLE, NOT_REPRODUCED, NOT_RUN, REPRODUCED, CellVerdict,
+    Report,
 )
 from repro.report.claims import (
     CONTRADICTS, INCONCLUSIVE, NOISE_K, SUPPORTS, check_figure, data_label, heading,
@@ -28,9 +29,9 @@ from repro.report.format import (
 
 RULES = (
     f"Verdicts: **{REPRODUCED}** when |measured - published| <= max(published ±, tolerance) "
-    "(tolerances and their reasons: `repro/published/paper.yaml`; the measured std is shown "
+    "(tolerances and their reasons: each table's unit in `repro/tables/`; the measured std is shown "
     f"but does not widen the band); **{NOT_REPRODUCED}** otherwise; **{NOT_COMPARABLE}** when "
-    "the run did not follow the paper's protocol (a field of `repro/published/protocol.py` "
+    "the run did not follow the paper's protocol (a protocol field of the table's unit "
     "differs, listed in the appendix; e.g. not real data, or a dry run) or reports another unit; "
     f"**{NOT_RUN}** when no measured cell compares to the published one. **{INFORMATIONAL}** "
     "cells are properties of a method (parameter counts, sizes), not results: never counted."
@@ -201,7 +202,7 @@ def appendix_sections(report: Report) -> list[tuple[str, list[str], list[str],
             out.append((section.spec.title.split(":")[0],
                         *appendix(section.rows + section.harness_rows)))
     # figure cells and cells of no table: harness numbers, one group
-    rows = [Row(None, m, HARNESS_ONLY, harness=True) for m in report.measured.values()
+    rows = [CellVerdict(None, m, HARNESS_ONLY, harness=True) for m in report.measured.values()
             if m.id.startswith("fig")] + list(report.other_rows)
     if rows:
         out.append(("Figures and other harness cells", *appendix(rows)))
@@ -262,7 +263,7 @@ def render_markdown(report: Report, out_dir: Path, charts: dict[str, Path],
         "# DCGAN reproduction report", "",
         "Radford, Metz & Chintala (2015), *Unsupervised Representation Learning with Deep "
         f"Convolutional Generative Adversarial Networks*. Published numbers: {report.source} "
-        "(`repro/published/paper.yaml`).", "",
+        "(each table's unit in `repro/tables/`).", "",
         f"Metrics: `{report.metrics_dir}` ({report.n_metrics_files} files); provenance: "
         f"`{report.provenance_dir}`; figures: `{report.figures_dir}`. Regenerate with "
         "`python -m repro.report` (or `dvc repro report`).", "",

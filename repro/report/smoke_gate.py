@@ -51,6 +51,7 @@ from repro.errors import ReproError, cli_errors
 from repro.report import drift
 from repro.report.claims import figure_verdicts
 from repro.scratch import rerun_pipeline, run_pipeline
+from repro.tables import units as table_units
 from repro.train.config import TrainConfig
 from repro.utils.io import write_json
 from repro.utils.platform import fingerprint, fingerprint_id
@@ -78,16 +79,22 @@ REL_CAP = 0.15  # other units: relative to the cell's magnitude
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-# The seeds of the smoke protocol besides the training seeds (the `seeds` lists): label
-# draws and splits, K-means, the supervised search, Table 3's real-image subsets, the figure
-# judges. The sweep varies them all, so a cell that no training seed moves still gets a spread.
-PROTOCOL_SEEDS = {"table1": "seed", "table1.kmeans": "seed", "table2": "seed",
-                  "table2.supervised": "seed", "table3": "seed", "figures": "judge_seed"}
+# The seeds of the smoke protocol besides the training seeds (the `seeds` lists): each table's
+# (its unit's `seeds`: label draws and splits, K-means, the supervised search, real-image
+# subsets) and the figure judges'. The sweep varies them all, so a cell that no training seed
+# moves still gets a spread.
+FIGURE_SEEDS = ("figures.judge_seed",)
+
+
+def protocol_seeds() -> list[str]:
+    """Profile paths of every protocol seed ("table1.kmeans.seed")."""
+    return [f"{name}.{path}" for name, unit in table_units().items() for path in unit.seeds] + list(
+        FIGURE_SEEDS)
 
 
 def with_seed(seed: int) -> Edit:
     """A profile edit that sets every training seed list to [seed] and every protocol seed
-    (PROTOCOL_SEEDS) to seed. A shipped model's section is left alone: its seed is the one its
+    (protocol_seeds) to seed. A shipped model's section is left alone: its seed is the one its
     fixed weights were trained with (repro.train.shipped), and the judges' seeds still vary."""
     def edit(node: Any) -> Any:
         if isinstance(node, dict) and node.get("shipped"):
@@ -99,9 +106,10 @@ def with_seed(seed: int) -> Edit:
 
     def apply(profile: dict[str, Any]) -> dict[str, Any]:
         out = edit(profile)
-        for path, key in PROTOCOL_SEEDS.items():
+        for path in protocol_seeds():
+            *parents, key = path.split(".")
             node = out
-            for part in path.split("."):
+            for part in parents:
                 node = node.setdefault(part, {})
             node[key] = seed
         return out
@@ -175,7 +183,7 @@ def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[
         if cell.get("std") == 0 and unit not in COUNT_UNITS:
             problems[key] = (f"every seed gives {cell['value']:.6g} {unit}: no measured spread, so "
                              "another CPU's float noise would drift it; draw its inputs by a "
-                             "protocol seed (PROTOCOL_SEEDS)")
+                             "protocol seed (a table unit's `seeds`)")
             continue
         cap = CAPS.get(unit, REL_CAP * max(abs(cell["value"]), 1.0)
                        if drift._is_num(cell["value"]) else 0.0)

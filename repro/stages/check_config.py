@@ -38,12 +38,10 @@ def models() -> dict[str, type[BaseModel]]:
     """First part of a section name -> the typed config of the stage that reads it."""
     from repro.figures.config import FiguresConfig
     from repro.stages.port_svhn import PortConfig
-    from repro.stages.table1 import Table1Config
-    from repro.stages.table2 import Table2Config
-    from repro.stages.table3 import Table3Config
     from repro.stages.train import TrainStageConfig
-    return {"train": TrainStageConfig, "table3": Table3Config, "port_svhn": PortConfig,
-            "table1": Table1Config, "table2": Table2Config, "figures": FiguresConfig}
+    from repro.tables import units
+    return {"train": TrainStageConfig, "port_svhn": PortConfig, "figures": FiguresConfig,
+            **{name: unit.config for name, unit in units().items()}}
 
 
 def off_pipeline_models() -> dict[str, type[BaseModel]]:

@@ -29,9 +29,10 @@ from pydantic import Field, PositiveInt
 from repro.config import Section
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
+from repro.protocols.generated import chunk_ends, error, flat01, sample_stream, streaming
 from repro.stages.common import Stage
-from repro.stages.table3 import _error, _flat01, _nn, _sample_stream, chunk_ends
 from repro.stages.train import TrainStageConfig
+from repro.tables.table3 import PROTOCOL as TABLE3
 from repro.train.trainer import GANTrainer
 from repro.utils.io import write_json
 from repro.utils.platform import fingerprint
@@ -62,11 +63,11 @@ def carve(data, n_valid: int, seed: int):
 
 def errors_by_count(stream, counts: list[int], queries, q_labels, device) -> dict[str, float]:
     """Validation error (%) of 1-NN fitted on the first n references of `stream`, per n."""
-    nn, out, pending = _nn(queries, device), {}, sorted(counts)
+    nn, out, pending = streaming(TABLE3.evaluator, queries, device), {}, sorted(counts)
     for x, y in stream:
         nn.update(x.to(device), y.to(device))
         while pending and nn.n_seen >= pending[0]:
-            out[str(pending.pop(0))] = round(_error(nn, q_labels), 3)
+            out[str(pending.pop(0))] = round(error(nn, q_labels), 3)
     return out
 
 
@@ -87,11 +88,11 @@ def curve(stage: Stage, partial: Path | None = None) -> dict:
                         search=d.search, dry_run=stage.dry_run)
     data = stage.fit(data, 28, 1, "resize")
     train, valid = carve(data, cfg.n_valid, cfg.seed)
-    queries, q_labels = _flat01(valid.images).to(stage.device), valid.labels.to(stage.device)
+    queries, q_labels = flat01(valid.images).to(stage.device), valid.labels.to(stage.device)
     counts = sorted(cfg.n_samples)
     real_counts = sorted({n for n in counts if n < len(train)} | {len(train)})
     bounds = [0] + real_counts
-    real_stream = [(_flat01(train.images[a:b]), train.labels[a:b]) for a, b in zip(bounds, bounds[1:])]
+    real_stream = [(flat01(train.images[a:b]), train.labels[a:b]) for a, b in zip(bounds, bounds[1:])]
     out = {"dataset": cfg.dataset, "source": data.source, "n_train": len(train),
            "n_valid": len(valid), "seed": cfg.seed, "n_samples": counts,
            "real": errors_by_count(real_stream, real_counts, queries, q_labels, stage.device),
@@ -116,7 +117,7 @@ def _model_curve(stage: Stage, name: str, section: TrainStageConfig, train, epoc
             return
         clock["train"] += time.perf_counter() - clock["since"]
         ends = chunk_ends(counts, cfg.chunk_size)
-        stream = _sample_stream(trainer.variant, trainer.G, ends, cfg.seed, cfg.generate_batch,
+        stream = sample_stream(trainer.variant, trainer.G, ends, cfg.seed, cfg.generate_batch,
                                 stage.device)
         points[str(epoch + 1)] = {"step": trainer.step, "train_seconds": round(clock["train"], 1),
                                   "err": errors_by_count(stream, counts, queries, q_labels,
