@@ -125,3 +125,20 @@ def test_missing_data_error_names_the_probe_flags():
     assert "params.yaml" not in msg and "--data-root" in msg and "--data-search DIR" in msg
     offline = _for_probe("could not download MNIST: 3 tries with a 20 s timeout failed")
     assert offline.endswith("--data-search DIR (--no-download: never download)")
+
+
+def test_paper_size_table3_on_a_cpu_is_warned_before_it_starts():
+    from repro.probe import plan
+    from repro.probe.models import UserVariant
+    from repro.models.base import VariantSpec
+    from repro.tables.table3 import Table3Config
+
+    G = FittedG(probe_toy.make_G().eval(), (1, 28, 28), 1, 28, "resize", "tanh")
+    variant = UserVariant(VariantSpec(name="g", image_size=28, channels=1, z_dim=16,
+                                      z_dist="uniform", n_classes=10, pixel_range="tanh",
+                                      feature_dim=0, description=""))
+    cpu = torch.device("cpu")
+    paper = plan.generator(Table3Config(), G, variant, cpu)
+    assert "samples: 10,000,000" in paper[0] and "WARNING: 10,000,000 samples" in paper[-1]
+    small = plan.generator(Table3Config(n_samples={"50k": 500, "10m": 2000}), G, variant, cpu)
+    assert not any("WARNING" in line for line in small)

@@ -70,9 +70,9 @@ from repro.utils.io import read_cells
 
 PLAN_IMAGES = 1000  # training images the plan's time estimate is measured on
 Z_DEFAULT = "uniform"  # the paper's: z uniform in [-1, 1]
-# Section keys the probe does not use: the pipeline's rows (the probe brings its own) and
-# Table 2's rows that are not probes of your model (KNN, supervised CNN).
-NOT_PROBED = ("deviations", "models", "variants", "knn", "supervised")
+# Section keys the probe does not use: the pipeline's rows (the probe brings its own) and the
+# rows that are not probes of your model (Table 1's K-means, Table 2's KNN and supervised CNN).
+NOT_PROBED = ("deviations", "models", "variants", "knn", "supervised", "kmeans")
 
 
 @dataclass
@@ -91,8 +91,8 @@ class ProbeStage(Stage):
         return data
 
     def write_provenance(self, out_dir, **extra: Any) -> None:
-        super().write_provenance(out_dir, probe={**self.provenance,
-                                                 "adaptations": list(self.data_deviations)}, **extra)
+        probe = {**self.provenance, "adaptations": list(self.data_deviations)}
+        super().write_provenance(out_dir, probe=probe, **extra)
 
 
 def _config_type(protocol: str) -> type[Section]:
@@ -231,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         print(show_spec(protocol, args.profile))
         return
     if _scores_generators(protocol) != bool(args.generator):
-        raise ReproError(f"--protocol {protocol} scores a "
-                         f"{'generator (--generator)' if _scores_generators(protocol) else 'discriminator (--discriminator)'}")
+        what = ("generator (--generator)" if _scores_generators(protocol)
+                else "discriminator (--discriminator)")
+        raise ReproError(f"--protocol {protocol} scores a {what}")
     spec.update({k: v for k, v in (("dataset", args.dataset), ("fit", args.fit)) if v})
     cfg = _section(protocol, args.profile, spec)
     dataset_spec(cfg.dataset)  # an unknown name: the valid ones, before any work
@@ -272,9 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     except ReproError as err:
         raise type(err)(_for_probe(str(err))) from None
     metrics = read_cells(metrics_path)
+    sha = stage.provenance["weights_sha256"] or "-"
     header = [f"Protocol `{protocol}` on `{cfg.dataset}`, sizes: {sizes} (each field that "
               "differs from the paper's is in `Comparable` and on the cell); model "
-              f"`{who}`, weights `{args.weights}` (sha256 {(stage.provenance['weights_sha256'] or '-')[:16]}).",
+              f"`{who}`, weights `{args.weights}` (sha256 {sha[:16]}).",
               *[f"- {k}: {v}" for k, v in stage.facts.items()],
               *[f"- adapted: {d}" for d in stage.data_deviations
                 + stage.provenance.get("generator_fit", [])],

@@ -110,9 +110,10 @@ def infer_input(model: nn.Module, channels: int | None, size: int | None) -> tup
             runs = [s]
             break
     if not runs:
-        raise ReproError(f"the model fails on a ({c}, {sizes[0]}, {sizes[0]}) input"
-                         f"{' and on every other size tried: ' + ', '.join(map(str, sizes[1:])) if len(sizes) > 1 else ''}"
-                         f" ({errors[0]}); set --image-size and --channels to the input it takes")
+        others = (f" and on every other size tried: {', '.join(map(str, sizes[1:]))}"
+                  if len(sizes) > 1 else "")
+        raise ReproError(f"the model fails on a ({c}, {sizes[0]}, {sizes[0]}) input{others} "
+                         f"({errors[0]}); set --image-size and --channels to the input it takes")
     s = runs[0]
     how = (("--channels" if channels else f"{conv[0]}.in_channels") + ", "
            + ("--image-size" if size else "a probe forward pass"))
@@ -196,7 +197,8 @@ class FittedG(nn.Module):
         self.black = -1.0 if pixel_range == "tanh" else 0.0
         c, h, w = shape
         if h != w:
-            raise ReproError(f"the generator makes {h}x{w} images; the probe fits square images only")
+            raise ReproError(f"the generator makes {h}x{w} images; the probe fits square "
+                             "images only")
         if c not in (1, 3) or channels not in (1, 3):
             raise ReproError(f"the generator makes {c}-channel images; the probe converts 1 <-> 3")
         self.c0, self.h = c, h

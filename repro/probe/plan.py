@@ -58,7 +58,8 @@ def discriminator(protocol: str, cfg: Any, probed: Any, rows: int, device: torch
         valid = (min(cfg.n_valid, train) if carved or not cfg.valid_split else
                  _count(cfg.dataset, cfg.valid_split, cfg.max_valid))
         pool = train - valid if carved or not cfg.valid_split else train
-        where = "carved from train" if carved or not cfg.valid_split else f"split {cfg.valid_split!r}"
+        where = ("carved from train" if carved or not cfg.valid_split
+                 else f"split {cfg.valid_split!r}")
         sets = f"{pool:,} labelled pool + {valid:,} validation ({where}) + {test:,} test"
         whole = []
         draws = cfg.select_draws * grid + cfg.test_draws
@@ -71,7 +72,8 @@ def discriminator(protocol: str, cfg: Any, probed: Any, rows: int, device: torch
     model = probed.to(device)
     t0 = time.perf_counter()
     with torch.no_grad():
-        X = torch.cat([model.feature_vector(x[i:i + 256].to(device)) for i in range(0, len(x), 256)])
+        X = torch.cat([model.feature_vector(x[i:i + 256].to(device))
+                       for i in range(0, len(x), 256)])
     per_image = (time.perf_counter() - t0) / len(x)
     dim = probed.feature_dim
     make = EVALUATORS.get(cfg.evaluator).make
@@ -110,6 +112,6 @@ def generator(cfg: Any, G: torch.nn.Module, variant: Any, device: torch.device) 
              f"  estimated time: {_duration(total)} on {device.type} (measured here: "
              f"{1e6 * per_sample:.0f} us per sample generated and compared)"]
     if device.type == "cpu" and samples >= PAPER_SAMPLES_WARNING:
-        lines.append(f"  WARNING: {samples:,} samples is the paper's size, meant for a GPU; on this "
-                     "CPU use --profile demo (or smoke) for a run of minutes")
+        lines.append(f"  WARNING: {samples:,} samples is the paper's size, meant for a GPU; on "
+                     "this CPU use --profile demo (or smoke) for a run of minutes")
     return lines

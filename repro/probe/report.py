@@ -89,7 +89,8 @@ def write(table: str, metrics: dict[str, dict], path: Path, *, dataset: str,
 
 
 def _legend(cells: list[dict[str, Any]]) -> str:
-    draws = sorted({c["n_draws"] for c in cells if c.get("n_draws", 1) > 1 and c["value"] is not None})
+    draws = sorted({c["n_draws"] for c in cells
+                    if c.get("n_draws", 1) > 1 and c["value"] is not None})
     seeds = sorted({c["n_runs"] for c in cells if c.get("n_runs", 1) > 1 and not c.get("n_draws")})
     said = []
     if draws:

@@ -119,9 +119,9 @@ def _cells(run: Run, row: str, recs: list[tuple[Source, dict]]) -> dict[str, dic
     for label, n in run.cfg.n_samples.items():
         col = f"err@{label}"
         fitted = list(dict.fromkeys(d for r in results for d in r["preprocessing"]))
+        own = {"preprocessing": run.effective["preprocessing"] + fitted} if fitted else {}
         j = run.judge(CHECKPOINT, declared.published is not None, col, moved, n_samples=n,
-                      checkpoint_dry_run=any(r["dry_run"] for r in results),
-                      **({"preprocessing": run.effective["preprocessing"] + fitted} if fitted else {}))
+                      checkpoint_dry_run=any(r["dry_run"] for r in results), **own)
         out[f"{run.prefix}/{row}/{col}"] = metric_cell(
             [r["errors"][label] for r in results], seeds=[r["seed"] for r in results],
             comparable=j["comparable"],
