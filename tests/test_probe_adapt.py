@@ -142,3 +142,15 @@ def test_paper_size_table3_on_a_cpu_is_warned_before_it_starts():
     assert "samples: 10,000,000" in paper[0] and "WARNING: 10,000,000 samples" in paper[-1]
     small = plan.generator(Table3Config(n_samples={"50k": 500, "10m": 2000}), G, variant, cpu)
     assert not any("WARNING" in line for line in small)
+
+
+def test_the_readme_example_model_is_what_the_probe_reads(monkeypatch):
+    """docs/examples/mygan.py: a pytorch/examples-style D and conditional G, 1-channel 32x32."""
+    monkeypatch.syspath_prepend(str(REPO / "docs" / "examples"))
+    import mygan
+
+    D, G = mygan.make_netD().eval(), mygan.make_condG().eval()
+    assert infer_input(D, None, None)[:2] == (1, 32)
+    assert dict(D.named_modules())["main.7"].__class__.__name__ == "LeakyReLU"
+    with torch.no_grad():
+        assert G(torch.randn(2, 100), torch.tensor([3, 7])).shape == (2, 1, 32, 32)
