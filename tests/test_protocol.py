@@ -179,11 +179,10 @@ def test_table3_missing_generator_is_not_run(tmp_path, monkeypatch):
 
 
 def test_a_declared_row_fed_from_another_folder_stays_compared_and_names_the_move():
-    TABLE1, TABLE3 = table1.PROTOCOL, table3.PROTOCOL
-    assert TABLE1.row("dcgan_l2svm", "imagenet32_small").published == "dcgan_l2svm"
-    assert TABLE1.source_diff("dcgan_l2svm", "imagenet32_small", "imagenet32") == [
+    assert table1.PROTOCOL.row("dcgan_l2svm", "imagenet32_small").published == "dcgan_l2svm"
+    assert table1.PROTOCOL.source_diff("dcgan_l2svm", "imagenet32_small", "imagenet32") == [
         {"field": "dcgan_l2svm.source", "paper": "imagenet32", "run": "imagenet32_small"}]
-    assert TABLE1.source_diff("dcgan_l2svm", "imagenet32", "imagenet32") == []
-    assert TABLE1.row("dcgan_l2svm", RAW).published is None  # another kind: a harness row
-    assert TABLE3.source_diff("gan", "gan_mlp", "mnist_cond")[0]["field"] == "gan.variant"
-    assert TABLE1.source_diff("extra_row", "x", None) == []
+    assert table1.PROTOCOL.source_diff("dcgan_l2svm", "imagenet32", "imagenet32") == []
+    assert table1.PROTOCOL.row("dcgan_l2svm", RAW).published is None  # another kind: a harness row
+    assert table3.PROTOCOL.source_diff("gan", "gan_mlp", "mnist_cond")[0]["field"] == "gan.variant"
+    assert table1.PROTOCOL.source_diff("extra_row", "x", None) == []

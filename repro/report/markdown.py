@@ -141,7 +141,8 @@ def _page_one(report: Report, charts: dict[str, Path], out_dir: Path) -> list[st
 def _tables(report: Report) -> list[str]:
     lines: list[str] = []
     for section in report.tables:
-        lines += [f"## {section.spec.title}", "", f"*{section.spec.caption.strip()}*", ""]
+        caption = section.spec.caption.strip()  # a harness table may have none
+        lines += [f"## {section.spec.title}", ""] + ([f"*{caption}*", ""] if caption else [])
         if not section.run:
             lines += [f"**Not run**: no metrics file in `{report.metrics_dir}` has a cell of "
                       "this table.", ""]

@@ -32,7 +32,7 @@ from repro.errors import ReproError, cli_errors
 from repro.protocols.generated import chunk_ends, error, flat01, sample_stream, streaming
 from repro.stages.common import Stage
 from repro.stages.train import TrainStageConfig
-from repro.tables.table3 import PROTOCOL as TABLE3
+from repro.tables import table3
 from repro.train.trainer import GANTrainer
 from repro.utils.io import write_json
 from repro.utils.platform import fingerprint
@@ -63,7 +63,7 @@ def carve(data, n_valid: int, seed: int):
 
 def errors_by_count(stream, counts: list[int], queries, q_labels, device) -> dict[str, float]:
     """Validation error (%) of 1-NN fitted on the first n references of `stream`, per n."""
-    nn, out, pending = streaming(TABLE3.evaluator, queries, device), {}, sorted(counts)
+    nn, out, pending = streaming(table3.PROTOCOL.evaluator, queries, device), {}, sorted(counts)
     for x, y in stream:
         nn.update(x.to(device), y.to(device))
         while pending and nn.n_seen >= pending[0]:

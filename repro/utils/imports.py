@@ -6,7 +6,7 @@ constants naming a `repro` module, which is how the registry imports its provide
 lazily imported module counts as much as one imported at the top. `dvc.yaml` must cover each
 stage's set; `tests/test_dvc_deps.py` holds it to that, and
 
-    python -m repro.utils.imports repro.stages.table3    # a module's files, as dvc.yaml deps
+    python -m repro.utils.imports repro.stages.table     # a module's files, as dvc.yaml deps
     python -m repro.utils.imports --sync dvc.yaml        # rewrite every stage's code deps
 """
 
@@ -140,7 +140,7 @@ def sync_dvc_deps(dvc_file: Path, root: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m repro.utils.imports", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("modules", nargs="*", help="modules to list, e.g. repro.stages.table3")
+    ap.add_argument("modules", nargs="*", help="modules to list, e.g. repro.stages.table")
     ap.add_argument("--sync", type=Path, metavar="DVC_YAML",
                     help="rewrite the code deps of every stage in this dvc.yaml")
     args = ap.parse_args(argv)
