@@ -86,6 +86,12 @@ def test_readme_links_only_to_docs_that_exist():
     assert _broken_links(README) == []
 
 
+def test_every_docs_page_is_linked_from_the_readme():
+    linked = {t.split("#", 1)[0] for t in LINK.findall(_text())}
+    pages = {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")}
+    assert pages - linked == set(), "add these pages to the README's Read more table"
+
+
 @pytest.mark.parametrize("page", sorted((REPO / "docs").glob("*.md")), ids=lambda p: p.name)
 def test_docs_links_resolve(page):
     assert _broken_links(page) == []
