@@ -97,6 +97,23 @@ def test_docs_links_resolve(page):
     assert _broken_links(page) == []
 
 
+# what a path in the docs looks like (in backticks); generated on demand, not committed
+PATH = re.compile(r"`((?:repro|tests|tools|experiments|results|reports|docs|\.ci|\.github)/[^`\s<>*{}$]*)`")
+MADE_BY_A_RUN = ("results/bench_gpu.json",)
+
+
+def _missing_paths(page: Path) -> list[str]:
+    """Repository paths a page names that do not exist (placeholders and globs skipped)."""
+    return [p for p in PATH.findall(page.read_text())
+            if p not in MADE_BY_A_RUN and not (REPO / p.rstrip("/")).exists()]
+
+
+@pytest.mark.parametrize("page", [README, *sorted((REPO / "docs").glob("*.md"))],
+                         ids=lambda p: p.name)
+def test_paths_the_docs_name_exist(page):
+    assert _missing_paths(page) == [], f"{page.name} names paths the code no longer has"
+
+
 def test_broken_link_is_found(tmp_path):
     """Control: the link check sees a missing page and accepts an existing one."""
     (tmp_path / "docs").mkdir()
