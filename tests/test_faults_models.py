@@ -189,6 +189,20 @@ def test_probe_image_size_the_model_cannot_take_is_one_error():
                what="toy", data_source="none")
 
 
+def test_probe_layer_whose_maps_do_not_pool_to_4x4_is_one_error():
+    from torch import nn
+
+    from repro.probe import Probed
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.Conv2d(4, 4, 3, padding=1))
+    with pytest.raises(ReproError, match=r"layer 0 outputs \(7, 7\) maps, not a multiple of 4"):
+        Probed(model, ["0", "1"], pixel_range="tanh", image_size=14, channels=3, what="toy",
+               data_source="none")
+    ok = Probed(model, ["0", "1"], pixel_range="tanh", image_size=16, channels=3, what="toy",
+                data_source="none")  # control: 8x8 maps pool to 4x4
+    assert ok.feature_vector(torch.zeros(2, 3, 16, 16)).shape == (2, 2 * 4 * 16)
+
+
 def test_probe_module_that_fails_on_import_is_one_error(tmp_path, monkeypatch):
     from repro.probe import build
 
