@@ -211,15 +211,34 @@ def _turn(v: dict[str, float]) -> ClaimCheck | None:
 # Fig. 9: a 1-NN classifier trained on the samples (Table 3's protocol) must classify real test
 # digits far better than chance (90% error) for the samples to "look like real digits".
 DIGITS_ERROR = 50.0
+# The draws Fig. 9's error makes are the test digits the 1-NN classifies: their count is in
+# the Table 3 cell's protocol (not a cell of its own), read in as '<cell id>/n_test'.
+DIGITS_CELL = "table3/dcgan/err@50k"
+TEST_COUNT = "n_test"
 
 
 def _digits(v: dict[str, float]) -> ClaimCheck | None:
     err, real = _v(v, "dcgan/err@50k"), _v(v, "real/err@50k")
     if err is None:
         return None
+    n = _v(v, f"dcgan/err@50k/{TEST_COUNT}")
+    # binomial over the test digits, in percentage points
+    noise = 100 * binomial_se(err / 100, int(n)) if n else None
     vs = f" (real digits: {_f(real)}%)" if real is not None else ""
-    return _decided(f"1-NN trained on the samples: {_f(err)}% test error{vs}",
-                    f"error < {DIGITS_ERROR:g}% (chance: 90%)", DIGITS_ERROR - err, None)
+    over = f" on {int(n):,} test digits" if n else ""
+    return _decided(f"1-NN trained on the samples: {_f(err)}% test error{over}{vs}",
+                    f"error < {DIGITS_ERROR:g}% (chance: 90%)", DIGITS_ERROR - err, noise)
+
+
+def test_counts(measured: dict[str, Measured]) -> dict[str, float]:
+    """'<cell id>/n_test' -> the test-set count a cell's protocol states, for the cells whose
+    noise is binomial over it (Fig. 9's)."""
+    out = {}
+    for m in measured.values():
+        n = m.cell.protocol.get(TEST_COUNT) if m.id == DIGITS_CELL else None
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            out[f"{m.id}/{TEST_COUNT}"] = n
+    return out
 
 
 # figure id -> its check; the values it reads are keyed by cell id without the "figN/" prefix
@@ -241,7 +260,7 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
                    "/coherence_judge/accuracy", "/coherence_judge/errors",
                    "/coherence_judge/tested", "/window_rate_vs_real", "table3/dcgan/err@50k",
-                   "table3/real/err@50k")
+                   f"table3/dcgan/err@50k/{TEST_COUNT}", "table3/real/err@50k")
 
 
 def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float | None]) -> ClaimCheck:
@@ -263,12 +282,17 @@ def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float |
 def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimCheck:
     """The claim check of one report entry."""
     own = {cid: m.cell.value for cid, m in entry.numbers if m is not None}
-    return claim_check(entry.spec.id, own, {m.id: m.cell.value for m in measured.values()})
+    every = {m.id: m.cell.value for m in measured.values()}
+    return claim_check(entry.spec.id, own, {**every, **test_counts(measured)})
 
 
 def figure_verdicts(values: dict[str, Any]) -> dict[str, str]:
     """Flat metrics values ('<metrics file stem>/<cell id>' -> value, as the drift gate reads
-    them) -> each figure's verdict, its cells chosen as the report chooses them."""
+    them) -> each figure's verdict, its cells chosen as the report chooses them.
+
+    Flat values hold no protocol, so Fig. 9's test count (`test_counts`) is absent here: its
+    verdict is decided on the margin alone, which gives the report's verdict unless that
+    margin is within NOISE_K binomial standard errors of the test digits."""
     by_id: dict[str, Any] = {}
     for key in sorted(values):
         by_id.setdefault(key.split("/", 1)[1], values[key])

@@ -280,7 +280,8 @@ def _digits(labelled: bool) -> ClaimCheck:
     nn_ = StreamingNN(test)
     nn_.update(samples, y_s)
     err = 100.0 * (nn_.predict() != y_test).float().mean().item()
-    return claim_check("fig9", {}, {"table3/dcgan/err@50k": err})
+    return claim_check("fig9", {}, {"table3/dcgan/err@50k": err,
+                                    "table3/dcgan/err@50k/n_test": len(y_test)})
 
 
 # ---------------------------------------------------------------- tables
