@@ -87,3 +87,30 @@ def test_fig9_test_count_comes_from_the_table3_cell_protocol():
     measured = {"a": Measured("table3_mnist_nn", "table3/dcgan/err@50k", cell),
                 "b": Measured("table3_mnist_nn", "table3/real/err@50k", other)}
     assert test_counts(measured) == {"table3/dcgan/err@50k/n_test": 10_000}
+
+
+def _trained_coherence_judge(render):
+    """A coherence judge trained as the figures stage trains it (repro.figures.coherence: two
+    judge seeds, on the control's own renders against overlays of them), fed the 16x16 renders
+    at the judge's 64x64 RGB input."""
+    import torch
+    import torch.nn.functional as F
+
+    from repro.figures import coherence
+
+    def up(x):
+        return F.interpolate(x, size=64, mode="nearest").repeat(1, 3, 1, 1)
+
+    samples = up(render(torch.randn(1000, 4, generator=torch.Generator().manual_seed(21))))
+    judge = coherence.judge(coherence.train(samples, 3, 150, [0, 1000], torch.device("cpu")),
+                            torch.device("cpu"))
+    return lambda x: judge(up(x))
+
+
+@pytest.mark.parametrize("linear, want", [(True, SUPPORTS), (False, CONTRADICTS)])
+def test_fig7_controls_with_a_trained_coherence_judge(linear, want):
+    """The stage's trained judge, not only the crisp-pixel rule of the controls table, calls
+    z arithmetic in a latent space linear in the attributes one image and its pixel overlays
+    not (supports), and takes no overlay for a result on the negative control (contradicts)."""
+    check = controls._arithmetic(linear, _trained_coherence_judge(controls._rooms(linear)))
+    assert check.verdict == want, check

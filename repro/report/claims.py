@@ -8,7 +8,8 @@ The paper's figures are qualitative; a check turns the claim into a test of one 
   agreeing less often than the same arithmetic on pixels, Fig. 7);
 - inconclusive: the margin (the number's signed distance from the threshold, positive on the
   claim's side) is within NOISE_K standard errors of zero: the draws the number already makes
-  (samples, walks, equations, random inits, random maps) could move it to either side;
+  (samples, walks, equations, random inits, random maps, judge seeds, test digits) could move
+  it to either side;
 - not comparable: the judge the number relies on (window detector, attribute classifier) is too
   inaccurate for the number to mean anything, so no side is taken;
 - not run: a number the check needs is missing.
@@ -176,10 +177,10 @@ ARITH_JUDGES = (("attribute_classifier/accuracy", "attribute classifier"),
 
 
 def _accuracies(values: dict[str, float]) -> dict[str, float]:
-    """The coherence judge's accuracy from its counts (errors, tested), as the other judges'
-    accuracies are stored."""
-    wrong, tested = values.get("fig7/coherence_judge/errors"), values.get("fig7/coherence_judge/tested")
-    return {"fig7/coherence_judge/accuracy": 1 - wrong / tested} if wrong is not None and tested else {}
+    """The coherence judge's accuracy from its error share (the figures stage records the
+    share of its tested images it gets wrong), as the other judges' accuracies are stored."""
+    wrong = values.get("fig7/coherence_judge/errors")
+    return {"fig7/coherence_judge/accuracy": 1 - wrong} if wrong is not None else {}
 
 
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
@@ -188,7 +189,8 @@ def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
     if z is None or count is None or not n:
         return None
     pixel, z_se = count / n, _v(v, base + "coherent_agreement_se")
-    # the z share's noise over its equations; the pixel share's is binomial (one result each)
+    # the z share's noise over its equations and the coherence judge's seeds (figures stage);
+    # the pixel share's is binomial (one result each)
     noise = (z_se ** 2 + binomial_se(pixel, int(n)) ** 2) ** 0.5 if z_se is not None else None
     za, pa = _v(v, base + "attribute_agreement"), _v(v, base + "pixel_attribute_agreement")
     attrs = (f" (attributes alone: {_f(za)} z, {_f(pa)} pixels)" if za is not None and pa is not None
@@ -202,7 +204,9 @@ def _turn(v: dict[str, float]) -> ClaimCheck | None:
     rate, walks = _v(v, "turn_vector/turned_rate"), _v(v, "turn_vector/walks")
     if rate is None:
         return None
-    noise = binomial_se(rate, int(walks)) if walks else None
+    # over the walks and the coherence judge's seeds where the stage measured it, else binomial
+    se = _v(v, "turn_vector/turned_rate_se")
+    noise = se if se is not None else binomial_se(rate, int(walks)) if walks else None
     # the turn is judged by Fig. 7's attribute classifier and coherence judge
     return _judged_check(v, f"share of walks that end turned, in one coherent image {_f(rate)}",
                          "share >= 0.5", rate - 0.5, noise, ARITH_JUDGES)
@@ -258,8 +262,8 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 # Cells read by other figures' checks too: the judges' accuracies, the generators' realism and
 # Table 3's digits (Fig. 8's turn is judged by the attribute classifier Fig. 7's cells describe).
 SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                   "/coherence_judge/accuracy", "/coherence_judge/errors",
-                   "/coherence_judge/tested", "/window_rate_vs_real", "table3/dcgan/err@50k",
+                   "/coherence_judge/accuracy", "/coherence_judge/tested", "/window_rate_vs_real",
+                   "table3/dcgan/err@50k",
                    f"table3/dcgan/err@50k/{TEST_COUNT}", "table3/real/err@50k")
 
 
