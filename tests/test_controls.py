@@ -90,9 +90,9 @@ def test_fig9_test_count_comes_from_the_table3_cell_protocol():
 
 
 def _trained_coherence_judge(render):
-    """A coherence judge trained as the figures stage trains it (repro.figures.coherence: two
-    judge seeds, on the control's own renders against overlays of them), fed the 16x16 renders
-    at the judge's 64x64 RGB input."""
+    """A coherence judge trained as the figures stage trains it (repro.figures.coherence, on
+    the control's own renders against overlays of them; one judge seed, few steps: the crisp
+    renders are easy to tell from overlays), fed the 16x16 renders at its 64x64 RGB input."""
     import torch
     import torch.nn.functional as F
 
@@ -101,8 +101,8 @@ def _trained_coherence_judge(render):
     def up(x):
         return F.interpolate(x, size=64, mode="nearest").repeat(1, 3, 1, 1)
 
-    samples = up(render(torch.randn(1000, 4, generator=torch.Generator().manual_seed(21))))
-    judge = coherence.judge(coherence.train(samples, 3, 150, [0, 1000], torch.device("cpu")),
+    samples = up(render(torch.randn(600, 4, generator=torch.Generator().manual_seed(21))))
+    judge = coherence.judge(coherence.train(samples, 3, 100, [0], torch.device("cpu")),
                             torch.device("cpu"))
     return lambda x: judge(up(x))
 
