@@ -71,7 +71,7 @@ def _figure_cells(agreement: float, pixel: float) -> dict:
                          ("vector_arithmetic/pixel_coherent_results", round(100 * pixel)),
                          ("vector_arithmetic/equations", 100),
                          ("attribute_classifier/accuracy", 0.95),
-                         ("coherence_judge/errors", 5), ("coherence_judge/tested", 100))}
+                         ("coherence_judge/errors", 0.05), ("coherence_judge/tested", 100))}
 
 
 @pytest.mark.parametrize("agreement, pixel, verdict", [(0.07, 0.67, CONTRADICTS),
@@ -86,7 +86,7 @@ def test_figure_claim_check_and_heading_from_the_data(tmp_path, agreement, pixel
 
 
 @pytest.mark.parametrize("cell, value", [("attribute_classifier/accuracy", 0.5),
-                                         ("coherence_judge/errors", 50)])
+                                         ("coherence_judge/errors", 0.5)])
 def test_weak_judge_is_not_comparable(tmp_path, cell, value):
     cells = _figure_cells(0.6, 0.2)
     cells[f"fig7/{cell}"].update(value=value, runs=[value])

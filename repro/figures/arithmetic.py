@@ -13,7 +13,7 @@ of `from`; its number is the share of walks that end with the `to` attributes.
 An overlay of rooms with windows still shows window pixels, so the attribute shares alone
 cannot tell one coherent image from an overlay: the claim's numbers (`*_coherent`) count a
 result only when a coherence judge (repro.figures.coherence) also calls it one image. Their
-noise is the spread over the equations (walks).
+noise is the spread over the equations (walks) and over the judge's seeds (`judged_margin`).
 """
 
 from __future__ import annotations
@@ -133,6 +133,15 @@ def run_equation(z: torch.Tensor, images01: torch.Tensor, probs: torch.Tensor, n
     return out
 
 
+def judged_margin(rows: Sequence[dict], coherent: Callable[[torch.Tensor], torch.Tensor]) -> float:
+    """`run_equation`'s rows judged again by another coherence judge (one member of the
+    ensemble) -> its z coherent share - pixel coherent share: the claim's margin as that
+    judge alone would give it."""
+    z = torch.stack([(r["z_ok"] & coherent(r["z_images"])).float().mean() for r in rows]).mean()
+    pixel = sum(int((r["pixel_ok"] & coherent(r["pixel_image"])).sum()) for r in rows) / len(rows)
+    return z.item() - pixel
+
+
 def turn_vector(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: Concept,
                 end: Concept, per: int) -> tuple[torch.Tensor, torch.Tensor]:
     """-> (direction (Z,), start exemplar indices): mean z(end) - mean z(start)."""
@@ -148,13 +157,14 @@ def run_turn(z: torch.Tensor, probs: torch.Tensor, names: Sequence[str], start: 
     """Fig. 8: walk `rows` exemplars of `start` along the turn vector in `frames` steps.
 
     -> {"frames": (rows, frames, C, H, W), "turned_rate": share of walks whose last frame has
-    the `end` attributes and is coherent, "walks": rows}."""
+    the `end` attributes and is coherent, "walks": rows, "last": the last frames, "turned":
+    (rows,) bool, the last frame has the `end` attributes (whatever its coherence)}."""
     direction, begin = turn_vector(z, probs, names, start, end, rows)
     lines = line_z(z[begin], direction, frames)  # (R, T, Z)
     R, T = lines.shape[:2]
     images = render01(lines.flatten(0, 1))
     grid = images.view(R, T, *images.shape[1:])
     last = grid[:, -1]
-    turned = has(classify(last), names, end) & coherent(last)
-    rate = turned.float().mean().item()
-    return {"frames": grid, "turned_rate": rate, "walks": R}
+    attributes = has(classify(last), names, end)
+    rate = (attributes & coherent(last)).float().mean().item()
+    return {"frames": grid, "turned_rate": rate, "walks": R, "last": last, "turned": attributes}

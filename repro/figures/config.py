@@ -73,7 +73,10 @@ class ArithmeticConfig(_Part):
     turn_rows: PositiveInt = 4
     turn_frames: int = Field(8, ge=2)
     show: PositiveInt = 3  # equations and turn walks drawn (all of them are measured)
-    classifier_steps: PositiveInt = 400
+    classifier_steps: PositiveInt = 400  # also the coherence judge's (repro.figures.coherence)
+    # generated samples the coherence judge is trained on (and as many overlays of them); it is
+    # measured on max_test fresh ones
+    coherence_samples: PositiveInt = 4000
     # How the classifier's images are fitted to its 64x64 RGB input: "resize" (bilinear) or
     # "pad" (zero padding); a fit that changes them is a deviation of the Fig. 7/8 cells.
     fit: Fit = "resize"

@@ -6,14 +6,17 @@ renderer and records; they are split from it only to keep modules short.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from repro.figures import arithmetic as arith
-from repro.figures import nets, walk, windows
+from repro.figures import coherence, judges, nets, walk, windows
 from repro.figures.common import (
     REFERENCE_SEED, draw_boxes, frozen_statistics, mask_boxes, render_frozen, sample_z, to01, to_u8,
 )
 from repro.figures.windows import box_masks
+from repro.utils.stats import binomial_se
 
 
 def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
@@ -101,9 +104,24 @@ def windows_fig(F, variant, G, seed: int, draw: bool) -> None:
                nrow=s)
 
 
+def coherence_judge(F, variant, G, seed: int):
+    """The coherence judge of this generator (repro.figures.coherence): trained on
+    `coherence_samples` of G's samples (z drawn by seed + 12), measured on `max_test` fresh
+    ones (seed + 13). -> (ensemble, its members, (wrong, tested))."""
+    a = F.cfg.arithmetic
+    fit = F.render01(variant, G, sample_z(variant, a.coherence_samples, seed + 12, F.dev))
+    test = F.render01(variant, G, sample_z(variant, a.max_test or a.coherence_samples // 8,
+                                           seed + 13, F.dev))
+    net = coherence.train(fit, a.exemplars, a.classifier_steps, judges.seeds(F.cfg), F.dev)
+    wrong_tested = coherence.errors(net, test, a.exemplars, seed + 1, F.dev)
+    return (coherence.judge(net, F.dev), [coherence.judge(m, F.dev) for m in coherence.members(net)],
+            wrong_tested)
+
+
 def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     a, dev = F.cfg.arithmetic, F.dev
     names = list(a.attributes)
+    coherent, member_judges, (wrong, tested) = coherence_judge(F, variant, G, seed)
     z = sample_z(variant, a.pool, seed + 10, dev)
     x = F.render01(variant, G, z)
     probs = F.classify(x)
@@ -112,7 +130,11 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
         return F.render01(variant, G, zz)
 
     res = arith.run_equation(z, x, probs, names, a.equation, render01, F.classify, a.exemplars,
-                             a.repeats, a.noisy, a.noise, seed, F.coherent)
+                             a.repeats, a.noisy, a.noise, seed, coherent)
+    # The judge seeds' share of the margin's noise: the margin as each member judge alone
+    # gives it (coherence.member_spread), added to the spread over the equations.
+    margins = [arith.judged_margin(res["rows"], m) for m in member_judges]
+    judge_se = coherence.member_spread(margins)
     facts = dict(equation=a.equation, intended=res["intended"], exemplars=a.exemplars,
                  repeats=a.repeats, noisy=a.noisy, noise=a.noise, pool=a.pool,
                  exemplar_selection="automatic: the pool samples the attribute classifier scores "
@@ -121,7 +143,11 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     F.record("fig7/vector_arithmetic/attribute_agreement", res["z_share"], seed, "share", **facts)
     F.record("fig7/vector_arithmetic/pixel_attribute_agreement", res["pixel_share"], seed, "share", **facts)
     F.record("fig7/vector_arithmetic/coherent_agreement", res["z_coherent"], seed, "share", **facts)
-    F.record("fig7/vector_arithmetic/coherent_agreement_se", res["z_coherent_se"], seed, "share", **facts)
+    F.record("fig7/vector_arithmetic/coherent_agreement_se", math.hypot(res["z_coherent_se"], judge_se),
+             seed, "share", how="over the equations and the coherence judge's seeds (the latter "
+             "from the margin z - pixel share as each member judge alone gives it)",
+             equations_se=res["z_coherent_se"], judge_seeds_se=judge_se, member_margins=margins,
+             **facts)
     # counts (unit equations): each equation has one pixel result; the claim check derives
     # the share and its binomial noise (a share of 0 on every seed would gate nothing)
     F.record("fig7/vector_arithmetic/pixel_coherent_results", res["pixel_coherent_count"], seed,
@@ -129,12 +155,13 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     F.record("fig7/vector_arithmetic/equations", a.repeats, seed, "equations", **facts)
     F.record("fig7/vector_arithmetic/prior_rate", res["prior"], seed, "share", **facts)
     # the yardstick: how many of the pool's plain samples the coherence judge calls one image
-    F.record("fig7/vector_arithmetic/coherent_samples", int(F.coherent(x).sum()), seed, "images",
+    F.record("fig7/vector_arithmetic/coherent_samples", int(coherent(x).sum()), seed, "images",
              pool=a.pool)
-    wrong, tested = F.coherence_errors
-    judged = dict(measured_on="held-out real labelled images and as many pixel-arithmetic "
-                              "overlays of them")
-    F.record("fig7/coherence_judge/errors", wrong, seed, "images", **judged)
+    judged = dict(measured_on="fresh samples of the generator and as many pixel-arithmetic "
+                              "overlays of them", judges=len(member_judges))
+    # the share of the tested images it gets wrong, not their count: a good judge's few
+    # errors move between seeds by more than the one-count floor a count is gated with
+    F.record("fig7/coherence_judge/errors", wrong / tested, seed, "share", wrong=wrong, **judged)
     F.record("fig7/coherence_judge/tested", tested, seed, "images", **judged)
     F.record("fig7/attribute_classifier/accuracy", sum(F.attr_acc) / len(F.attr_acc), seed, "share",
              per_attribute=dict(zip(names, F.attr_acc)), measured_on="held-out real labelled images")
@@ -152,7 +179,7 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
                nrow=3 * a.exemplars + 2 + a.noisy)
 
     turn = arith.run_turn(z, probs, names, a.turn_from, a.turn_to, a.turn_rows, a.turn_frames,
-                          render01, F.classify, F.coherent)
+                          render01, F.classify, coherent)
     grid = turn["frames"]  # (R, T, C, H, W)
     R, T = grid.shape[:2]
     sm = walk.smoothness(walk.step_sizes(grid.reshape(R, T, -1)), F.cfg.walk.jump_ratio)
@@ -161,6 +188,12 @@ def arithmetic_fig(F, variant, G, seed: int, draw: bool) -> None:
     F.record("fig8/turn_vector/mean_walk_max_step_ratio_pixel", sm["mean_row_ratio"], seed, "ratio",
              **tfacts)
     F.record("fig8/turn_vector/turned_rate", turned_rate, seed, "share", **tfacts)
+    rates = [(turn["turned"] & m(turn["last"])).float().mean().item() for m in member_judges]
+    judge_se = coherence.member_spread(rates)
+    F.record("fig8/turn_vector/turned_rate_se", math.hypot(binomial_se(turned_rate, R), judge_se),
+             seed, "share", how="binomial over the walks and over the coherence judge's seeds "
+             "(the rate as each member judge alone gives it)", judge_seeds_se=judge_se,
+             member_rates=rates, **tfacts)
     F.record("fig8/turn_vector/walks", turn["walks"], seed, "walks", **tfacts)
     if draw:
         shown = grid[:a.show].flatten(0, 1)

@@ -8,7 +8,8 @@ The paper's figures are qualitative; a check turns the claim into a test of one 
   agreeing less often than the same arithmetic on pixels, Fig. 7);
 - inconclusive: the margin (the number's signed distance from the threshold, positive on the
   claim's side) is within NOISE_K standard errors of zero: the draws the number already makes
-  (samples, walks, equations, random inits, random maps) could move it to either side;
+  (samples, walks, equations, random inits, random maps, judge seeds, test digits) could move
+  it to either side;
 - not comparable: the judge the number relies on (window detector, attribute classifier) is too
   inaccurate for the number to mean anything, so no side is taken;
 - not run: a number the check needs is missing.
@@ -176,10 +177,10 @@ ARITH_JUDGES = (("attribute_classifier/accuracy", "attribute classifier"),
 
 
 def _accuracies(values: dict[str, float]) -> dict[str, float]:
-    """The coherence judge's accuracy from its counts (errors, tested), as the other judges'
-    accuracies are stored."""
-    wrong, tested = values.get("fig7/coherence_judge/errors"), values.get("fig7/coherence_judge/tested")
-    return {"fig7/coherence_judge/accuracy": 1 - wrong / tested} if wrong is not None and tested else {}
+    """The coherence judge's accuracy from its error share (the figures stage records the
+    share of its tested images it gets wrong), as the other judges' accuracies are stored."""
+    wrong = values.get("fig7/coherence_judge/errors")
+    return {"fig7/coherence_judge/accuracy": 1 - wrong} if wrong is not None else {}
 
 
 def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
@@ -188,7 +189,8 @@ def _arithmetic(v: dict[str, float]) -> ClaimCheck | None:
     if z is None or count is None or not n:
         return None
     pixel, z_se = count / n, _v(v, base + "coherent_agreement_se")
-    # the z share's noise over its equations; the pixel share's is binomial (one result each)
+    # the z share's noise over its equations and the coherence judge's seeds (figures stage);
+    # the pixel share's is binomial (one result each)
     noise = (z_se ** 2 + binomial_se(pixel, int(n)) ** 2) ** 0.5 if z_se is not None else None
     za, pa = _v(v, base + "attribute_agreement"), _v(v, base + "pixel_attribute_agreement")
     attrs = (f" (attributes alone: {_f(za)} z, {_f(pa)} pixels)" if za is not None and pa is not None
@@ -202,7 +204,9 @@ def _turn(v: dict[str, float]) -> ClaimCheck | None:
     rate, walks = _v(v, "turn_vector/turned_rate"), _v(v, "turn_vector/walks")
     if rate is None:
         return None
-    noise = binomial_se(rate, int(walks)) if walks else None
+    # over the walks and the coherence judge's seeds where the stage measured it, else binomial
+    se = _v(v, "turn_vector/turned_rate_se")
+    noise = se if se is not None else binomial_se(rate, int(walks)) if walks else None
     # the turn is judged by Fig. 7's attribute classifier and coherence judge
     return _judged_check(v, f"share of walks that end turned, in one coherent image {_f(rate)}",
                          "share >= 0.5", rate - 0.5, noise, ARITH_JUDGES)
@@ -211,15 +215,34 @@ def _turn(v: dict[str, float]) -> ClaimCheck | None:
 # Fig. 9: a 1-NN classifier trained on the samples (Table 3's protocol) must classify real test
 # digits far better than chance (90% error) for the samples to "look like real digits".
 DIGITS_ERROR = 50.0
+# The draws Fig. 9's error makes are the test digits the 1-NN classifies: their count is in
+# the Table 3 cell's protocol (not a cell of its own), read in as '<cell id>/n_test'.
+DIGITS_CELL = "table3/dcgan/err@50k"
+TEST_COUNT = "n_test"
 
 
 def _digits(v: dict[str, float]) -> ClaimCheck | None:
     err, real = _v(v, "dcgan/err@50k"), _v(v, "real/err@50k")
     if err is None:
         return None
+    n = _v(v, f"dcgan/err@50k/{TEST_COUNT}")
+    # binomial over the test digits, in percentage points
+    noise = 100 * binomial_se(err / 100, int(n)) if n else None
     vs = f" (real digits: {_f(real)}%)" if real is not None else ""
-    return _decided(f"1-NN trained on the samples: {_f(err)}% test error{vs}",
-                    f"error < {DIGITS_ERROR:g}% (chance: 90%)", DIGITS_ERROR - err, None)
+    over = f" on {int(n):,} test digits" if n else ""
+    return _decided(f"1-NN trained on the samples: {_f(err)}% test error{over}{vs}",
+                    f"error < {DIGITS_ERROR:g}% (chance: 90%)", DIGITS_ERROR - err, noise)
+
+
+def test_counts(measured: dict[str, Measured]) -> dict[str, float]:
+    """'<cell id>/n_test' -> the test-set count a cell's protocol states, for the cells whose
+    noise is binomial over it (Fig. 9's)."""
+    out = {}
+    for m in measured.values():
+        n = m.cell.protocol.get(TEST_COUNT) if m.id == DIGITS_CELL else None
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            out[f"{m.id}/{TEST_COUNT}"] = n
+    return out
 
 
 # figure id -> its check; the values it reads are keyed by cell id without the "figN/" prefix
@@ -239,9 +262,9 @@ CHECKS: dict[str, Callable[[dict[str, float]], ClaimCheck | None]] = {
 # Cells read by other figures' checks too: the judges' accuracies, the generators' realism and
 # Table 3's digits (Fig. 8's turn is judged by the attribute classifier Fig. 7's cells describe).
 SHARED_SUFFIXES = ("/attribute_classifier/accuracy", "/window_detector/accuracy",
-                   "/coherence_judge/accuracy", "/coherence_judge/errors",
-                   "/coherence_judge/tested", "/window_rate_vs_real", "table3/dcgan/err@50k",
-                   "table3/real/err@50k")
+                   "/coherence_judge/accuracy", "/coherence_judge/tested", "/window_rate_vs_real",
+                   "table3/dcgan/err@50k",
+                   f"table3/dcgan/err@50k/{TEST_COUNT}", "table3/real/err@50k")
 
 
 def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float | None]) -> ClaimCheck:
@@ -263,12 +286,17 @@ def claim_check(fig: str, own: dict[str, float | None], every: dict[str, float |
 def check_figure(entry: FigureEntry, measured: dict[str, Measured]) -> ClaimCheck:
     """The claim check of one report entry."""
     own = {cid: m.cell.value for cid, m in entry.numbers if m is not None}
-    return claim_check(entry.spec.id, own, {m.id: m.cell.value for m in measured.values()})
+    every = {m.id: m.cell.value for m in measured.values()}
+    return claim_check(entry.spec.id, own, {**every, **test_counts(measured)})
 
 
 def figure_verdicts(values: dict[str, Any]) -> dict[str, str]:
     """Flat metrics values ('<metrics file stem>/<cell id>' -> value, as the drift gate reads
-    them) -> each figure's verdict, its cells chosen as the report chooses them."""
+    them) -> each figure's verdict, its cells chosen as the report chooses them.
+
+    Flat values hold no protocol, so Fig. 9's test count (`test_counts`) is absent here: its
+    verdict is decided on the margin alone, which gives the report's verdict unless that
+    margin is within NOISE_K binomial standard errors of the test digits."""
     by_id: dict[str, Any] = {}
     for key in sorted(values):
         by_id.setdefault(key.split("/", 1)[1], values[key])

@@ -73,7 +73,8 @@ FIGURE_RULES = (
     f"Claim checks: **{SUPPORTS}** / **{CONTRADICTS}** when the number is on the claim's / the "
     "other side of its threshold by more than the noise; the margin is its signed distance from "
     "the threshold (+ on the claim's side) ± one standard error over the draws the figure makes "
-    f"(samples, walks, equations, random inits or maps); **{INCONCLUSIVE}** when the margin is "
+    f"(samples, walks, equations, random inits or maps, judge seeds, test digits); "
+    f"**{INCONCLUSIVE}** when the margin is "
     f"within {NOISE_K:g} standard errors of zero. Each check is run on controls (section "
     "Controls)."
 )

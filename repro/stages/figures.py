@@ -3,7 +3,9 @@
 Reads `<checkpoints>/<model>/seed<k>.pt` (every seed) and `epoch1_seed<k>.pt` (first seed,
 Fig. 2), draws every figure for the first seed, measures every number for every seed, and
 reads generated images through two small judges trained on real labelled images (or
-shipped): a window segmenter (Figs. 2, 3, 6) and an attribute classifier (Figs. 7/8). See `repro.figures` for what each number means.
+shipped): a window segmenter (Figs. 2, 3, 6) and an attribute classifier (Figs. 7/8), and
+through a coherence judge trained per generator on its own samples against overlays of them
+(Figs. 7/8, repro.figures.coherence). See `repro.figures` for what each number means.
 
     python -m repro.stages.figures --checkpoints results/checkpoints \
         --metrics results/metrics/figures.json --figures results/figures \
@@ -22,7 +24,7 @@ import torch
 from repro.data.base import ImageSet, to_float
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
-from repro.figures import coherence, guided, judges, memorisation, nets, walk, windows
+from repro.figures import guided, judges, memorisation, nets, walk, windows
 from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_to01
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
@@ -45,6 +47,7 @@ def _shrink(cfg: FiguresConfig) -> FiguresConfig:
                                          "detector_steps": DRY["steps"], "show": 8})
     a = cfg.arithmetic.model_copy(update={"max_images": DRY["max_train"], "max_test": DRY["test"],
                                           "pool": DRY["pool"], "repeats": 1, "classifier_steps": DRY["steps"],
+                                          "coherence_samples": DRY["max_train"],
                                           "turn_rows": 2})
     return cfg.model_copy(update={"max_train": DRY["max_train"], "max_heldout": DRY["max_heldout"],
                                   "memorisation": m, "walk": w, "guided": g, "windows": win,
@@ -167,15 +170,6 @@ class Figures:
                 self.arith_deviations.append(d)
         pred = nets.predict(self.attr_net, x_test, self.dev) > 0.5
         self.attr_acc = (pred == y_test.bool()).float().mean(0).tolist()
-        # Trained in the run on the attribute classifier's data (not shipped): real rooms
-        # against pixel-arithmetic overlays of them (repro.figures.coherence).
-        fit_set = self.load(a.dataset, a.split, a.max_images, seed=2 + self.cfg.judge_seed)
-        x_fit, _, _ = judges.attribute_data(self.cfg, fit_set, a.split, a.max_images,
-                                            self.stage.params, self.stage.dry_run)
-        net = coherence.train(x_fit, a.exemplars, a.classifier_steps, self.cfg.judge_seed, self.dev)
-        self.coherence_errors = coherence.errors(net, x_test, a.exemplars, 1 + self.cfg.judge_seed,
-                                                 self.dev)
-        self.coherent = coherence.judge(net, self.dev)
 
     def classify(self, x01: torch.Tensor) -> torch.Tensor:
         return nets.predict(self.attr_net, x01, self.dev)
