@@ -151,6 +151,11 @@ class Probed(nn.Module):
             if o.dim() != 4:
                 raise ReproError(f"layer {name} outputs shape {tuple(o.shape)}, not (B, C, H, W); "
                                  "name conv layers (or their activations)")
+            if o.shape[-1] % FEATURE_GRID or o.shape[-2] % FEATURE_GRID:
+                raise ReproError(f"layer {name} outputs {tuple(o.shape[-2:])} maps, not a multiple "
+                                 f"of {FEATURE_GRID}: the paper's recipe max-pools each layer to "
+                                 f"{FEATURE_GRID}x{FEATURE_GRID} in equal windows; name other "
+                                 "layers or set --image-size")
         self.widest_layer = max(o.shape[1] for o in outs)
         self.feature_dim = sum(o.shape[1] * FEATURE_GRID * FEATURE_GRID for o in outs)
 
