@@ -177,7 +177,7 @@ def test_unchanged_tree_passes_under_a_foreign_fingerprint(smoke_run, capsys):
 
 
 # The planted run reuses the session's smoke run (CI's gate run) and retrains only this
-# section and what reads it (Table 3), about 2.5 minutes where a whole smoke run is 8.
+# section and what reads it (Table 3), a fraction of a whole smoke run.
 # Measured: the same change in svhn32 and imagenet32 together (32 and 4 smoke steps) moves no
 # Table 1 / 2 cell past its tolerance: those barely trained smoke nets gate the protocol only.
 PLANTED = ("mnist_cond",)

@@ -70,7 +70,7 @@ def current_values(metrics_dir: Path) -> dict[str, Any]:
 
 def _restore(path: Path) -> str:
     return (f"restore the committed one (git checkout -- {path}) or regenerate it: {REGENERATE} "
-            "(six smoke runs, about 35 minutes on 2 cores)")
+            "(six smoke runs)")
 
 
 def read_baseline(path: Path) -> dict[str, Any]:

@@ -402,8 +402,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m repro.report.smoke_gate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--update", action="store_true",
-                    help=f"regenerate the baseline from seeds {list(SEEDS)} (about 6 minutes "
-                         "each on 2 cores)")
+                    help=f"regenerate the baseline from seeds {list(SEEDS)} (one smoke run "
+                         "each; provenance wall_time_s says how long)")
     ap.add_argument("--rederive", action="store_true",
                     help="re-derive the tolerances of the committed baseline from its stored "
                          "seed runs under the current rule (seconds; no pipeline run)")

@@ -92,7 +92,7 @@ def generate(variant: Variant, G: nn.Module, n: int, *, seed: int, device: torch
     Labels default to uniform random classes. Batches are >= 100 so batch-statistics BN is
     stable, matching the authors' sampling.
 
-    fast=True (opt-in, CPU only; 1.2-1.4x for mnist_cond on 2 cores): `cpu_fast_layout`
+    fast=True (opt-in, CPU only; python -m repro.bench measures the gain): `cpu_fast_layout`
     while sampling. Its samples match the default's to float32 rounding (fresh mnist_cond:
     at most 1e-6 absolute in [0, 1] at batch 500, 2e-5 at batch 5000, where the batch
     statistics sum more terms; as uint8, a few pixels in 1e5 one level apart), not bit for

@@ -41,7 +41,7 @@ def describe(device: torch.device) -> str:
 def channels_last_weights(model: nn.Module, enabled: bool = True) -> Iterator[bool]:
     """Conv weights in channels_last while the block runs (yields whether they are), restored
     after. torch then runs each conv, and the BN and activation after it, in NHWC, which
-    oneDNN computes 1.2-1.4x faster on a CPU for the zoo's convs (measured on 2 cores). Same
+    oneDNN computes faster on a CPU for the zoo's convs (python -m repro.bench measures it). Same
     math in another summation order: outputs differ from NCHW's by float32 rounding
     (~1e-6 relative), not bit for bit."""
     convs = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
