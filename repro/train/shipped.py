@@ -13,9 +13,10 @@ provenance (profile, git revision, seeds, params hash, platform, wall time). Ins
 verifies every md5 first, so a truncated, LFS-pointer or edited file is refused with one
 error; nothing is copied until all files check out.
 
-The checkpoints are stored packed (`seed0.pt` as `seed0.pt.xz4`, see `pack`): losslessly and smaller (the
-packed file beside the manifest's unpacked `bytes`), so that the working tree and the GPU check's wheels fit the lent GPU machine's
-transfer limit (tests/test_tree_size.py). The manifest's md5 and size are the unpacked file's:
+The checkpoints are stored packed (`seed0.pt` as `seed0.pt.xz4`, see `pack`): losslessly and
+smaller (compare the packed file with the manifest's unpacked `bytes`), so that the working
+tree and the GPU check's wheels fit the lent GPU machine's transfer limit
+(tests/test_tree_size.py). The manifest's md5 and size are the unpacked file's:
 installing restores exactly the bytes the run wrote and checks them.
 
     python -m repro.train.shipped --name lsun64 --run /path/to/cpu/run --out results/shipped
