@@ -131,8 +131,11 @@ def check(params_path: Path = PARAMS_FILE, dvc_file: Path = DVC_FILE) -> dict[st
             node = NOT_IN_PROFILE
         else:
             load_section(model, section, params, params_path)
-        parent, _, child = section.rpartition(".")
-        (out.setdefault(parent, {}) if parent else out)[child or section] = node
+        *parents, last = section.split(".")
+        nested = out
+        for part in parents:
+            nested = nested.setdefault(part, {})
+        nested[last] = node
     extra = [name for name in off_pipeline_models() if name in profile]
     for name in extra:
         load_section(off_pipeline_models()[name], name, params, params_path)
