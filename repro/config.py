@@ -209,13 +209,19 @@ def load_section(
     """The typed config of one stage: `section` may be dotted (`train.mnist_cond`)."""
     params = params or load_params(params_path)
     node = find_section(load_profile(params, params_path), section)
+    chain = profile_chain(params.profile, params_path.parent / PROFILES_DIR)
     if node is None:
-        chain = profile_chain(params.profile, params_path.parent / PROFILES_DIR)
         raise ReproError(
             f"profile {params.profile!r} has no section {section!r} "
             f"(in {profile_path(params, params_path)} or what it extends: {' <- '.join(chain)})"
         )
-    return validate(model, node, f"{params.profile}.{section}")
+    try:
+        return validate(model, node, f"{params.profile}.{section}")
+    except ReproError as err:
+        if len(chain) == 1:
+            raise
+        # the key may be set by any file of the chain
+        raise ReproError(f"{err} (profile chain: {' <- '.join(chain)})") from None
 
 
 def config_hash(*configs: BaseModel | dict) -> str:
