@@ -75,9 +75,9 @@ class Variant:
         return z
 
 
-def register(variant: "V") -> "V":
+V = TypeVar("V", bound=Variant)
+
+
+def register(variant: V) -> V:
     """Registers `variant` under its spec's name in repro.registry.MODELS; returns it."""
     return MODELS.register(variant.spec.name)(variant)
-
-
-V = TypeVar("V", bound=Variant)
