@@ -5,6 +5,13 @@
 only its own section (and `dvc.yaml` declares exactly that section). Each section is validated
 by a pydantic model that lives next to the code that uses it, so an unknown key, a wrong type
 or a zero/negative size fails with one message naming the key.
+
+Profiles are overlays: `extends: <parent>` starts a profile from its parent's sections, merged
+key by key (mappings merge, anything else, lists included, replaces), and `remove: [dotted
+names]` drops what the parent sets (a removed key takes its typed default; a removed
+`train.<name>` section is not in this profile, and its stage records so). `paper` extends
+nothing: it is the published protocol, on top of each config's defaults, so every profile
+starts from the protocol and holds only what differs.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ from repro.errors import ReproError
 
 PARAMS_FILE = Path("params.yaml")
 PROFILES_DIR = Path("experiments")
+# The repository's profiles, found from the package (so from any working directory)
+REPO_PROFILES = Path(__file__).resolve().parents[1] / PROFILES_DIR
+EXTENDS, REMOVE = "extends", "remove"
 
 
 def _from_yaml_list(value: Any) -> Any:
@@ -101,7 +111,70 @@ def validate(model: type[S], data: Any, where: str) -> S:
 
 
 def available_profiles(profiles_dir: Path = PROFILES_DIR) -> list[str]:
-    return sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+    return sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
+
+
+def merge(base: Any, over: Any) -> Any:
+    """`over` on top of `base`: mappings merge key by key, anything else (lists too) replaces."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{k: merge(base[k], v) if k in base else v for k, v in over.items()}}
+    return over
+
+
+def _remove(profile: dict[str, Any], dotted: Any, where: str) -> None:
+    node, parts = profile, str(dotted).split(".")
+    for part in parts[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(dotted, str) or not isinstance(node, dict) or parts[-1] not in node:
+        raise ReproError(f"{where}: {REMOVE}: {dotted!r} is not set by the profile it extends "
+                         "(a misspelt name?)")
+    del node[parts[-1]]
+
+
+def profile_chain(name: str, profiles_dir: Path = PROFILES_DIR) -> list[str]:
+    """`name` and what it extends, base first (e.g. ['paper', 'cpu', 'demo'])."""
+    chain = [name]
+    while True:
+        path = Path(profiles_dir) / f"{chain[0]}.yaml"
+        if not path.is_file():
+            raise ReproError(f"profile {chain[0]!r} not found ({path}); valid names: "
+                             f"{', '.join(available_profiles(profiles_dir))}")
+        parent = _read_yaml(path).get(EXTENDS)
+        if parent is None:
+            return chain
+        if not isinstance(parent, str) or parent in chain:
+            raise ReproError(f"{path}: {EXTENDS}: {parent!r} must name another profile, "
+                             f"without a cycle (chain so far: {' <- '.join(chain)})")
+        chain.insert(0, parent)
+
+
+def load_profile_by_name(name: str, profiles_dir: Path | None = None) -> dict[str, Any]:
+    """The profile `name` resolved: its `extends` chain merged and its `remove` applied, as
+    {section: settings}. `profiles_dir` defaults to the repository's experiments/ folder, found
+    from the package, so this works from any working directory."""
+    profiles_dir = REPO_PROFILES if profiles_dir is None else Path(profiles_dir)
+    resolved: dict[str, Any] = {}
+    for link in profile_chain(name, profiles_dir):
+        layer = dict(_read_yaml(profiles_dir / f"{link}.yaml"))
+        layer.pop(EXTENDS, None)
+        removed = layer.pop(REMOVE, [])
+        if not isinstance(removed, list):
+            raise ReproError(f"{link}.{REMOVE}: must be a list of dotted section or key names")
+        for dotted in removed:
+            _remove(resolved, dotted, link)
+        resolved = merge(resolved, layer)
+    return resolved
+
+
+def find_section(profile: dict[str, Any], section: str) -> Any:
+    """The settings of `section` (dotted: `train.mnist_cond`) in a resolved profile; None when
+    the profile leaves it out."""
+    node: Any = profile
+    for part in section.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def load_params(path: Path = PARAMS_FILE) -> Params:
@@ -120,7 +193,14 @@ def profile_path(params: Params, params_path: Path = PARAMS_FILE) -> Path:
 
 
 def load_profile(params: Params, params_path: Path = PARAMS_FILE) -> dict[str, Any]:
-    return _read_yaml(profile_path(params, params_path))
+    """The selected profile, resolved (beside `params_path`: a scratch copy reads its own)."""
+    return load_profile_by_name(params.profile, params_path.parent / PROFILES_DIR)
+
+
+def in_profile(section: str, params: Params | None = None, params_path: Path = PARAMS_FILE) -> bool:
+    """Whether the selected profile holds `section` (a `train.<name>` it leaves out does not)."""
+    params = params or load_params(params_path)
+    return find_section(load_profile(params, params_path), section) is not None
 
 
 def load_section(
@@ -128,15 +208,20 @@ def load_section(
 ) -> S:
     """The typed config of one stage: `section` may be dotted (`train.mnist_cond`)."""
     params = params or load_params(params_path)
-    node: Any = load_profile(params, params_path)
-    for part in section.split("."):
-        if not isinstance(node, dict) or part not in node:
-            raise ReproError(
-                f"profile {params.profile!r} has no section {section!r} "
-                f"(in {profile_path(params, params_path)})"
-            )
-        node = node[part]
-    return validate(model, node, f"{params.profile}.{section}")
+    node = find_section(load_profile(params, params_path), section)
+    chain = profile_chain(params.profile, params_path.parent / PROFILES_DIR)
+    if node is None:
+        raise ReproError(
+            f"profile {params.profile!r} has no section {section!r} "
+            f"(in {profile_path(params, params_path)} or what it extends: {' <- '.join(chain)})"
+        )
+    try:
+        return validate(model, node, f"{params.profile}.{section}")
+    except ReproError as err:
+        if len(chain) == 1:
+            raise
+        # the key may be set by any file of the chain
+        raise ReproError(f"{err} (profile chain: {' <- '.join(chain)})") from None
 
 
 def config_hash(*configs: BaseModel | dict) -> str:

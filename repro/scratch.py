@@ -1,7 +1,7 @@
 """Run the DVC pipeline in a scratch copy of the repository (tests and the CI drift gate).
 
 The copy holds the pipeline definition (dvc.yaml, params.yaml, experiments/) with the chosen
-profile; the code is the installed `repro` package. Nothing in the working tree is touched.
+profile, and the `repro` package its stages run. Nothing in the working tree is touched.
 """
 
 from __future__ import annotations
@@ -17,9 +17,20 @@ from typing import Any, Callable
 
 import yaml
 
+from repro.config import load_profile_by_name
 from repro.errors import ReproError
 
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", "experiments", "repro")
+
+
+def copy_pipeline(repo: Path, dest: Path) -> None:
+    """The pipeline definition and code of `repo` (PIPELINE_FILES) into `dest`."""
+    for name in PIPELINE_FILES:
+        src = Path(repo) / name
+        if src.is_dir():
+            shutil.copytree(src, Path(dest) / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, Path(dest) / name)
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float | None = None) -> None:
@@ -59,12 +70,7 @@ def run_pipeline(repo: Path, dest: Path, profile: str, dry_run: bool = False,
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in PIPELINE_FILES:
-        src = repo / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, dest / name)
+    copy_pipeline(repo, dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     # Shipped checkpoints are pipeline inputs (train stages install them), not outputs.
     shipped = params.get("paths", {}).get("shipped")
@@ -108,10 +114,12 @@ def rerun_pipeline(run: Path, dest: Path, profile: str,
 
 def _edit(dest: Path, profile: str,
           edit_profile: Callable[[dict[str, Any]], dict[str, Any]] | None) -> None:
+    """`edit_profile` applied to the profile resolved (so an edit sees the settings it
+    inherits), written back as a profile that extends nothing."""
     if edit_profile is not None:
-        path = dest / "experiments" / f"{profile}.yaml"
-        path.write_text(yaml.safe_dump(edit_profile(yaml.safe_load(path.read_text())),
-                                       sort_keys=False))
+        resolved = load_profile_by_name(profile, dest / "experiments")
+        (dest / "experiments" / f"{profile}.yaml").write_text(
+            yaml.safe_dump(edit_profile(resolved), sort_keys=False))
 
 
 def _env() -> dict[str, str]:

@@ -34,7 +34,10 @@ WINDOWS = 2
 
 
 def profile(name: str) -> dict:
-    return yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+    """The profile `name`, resolved (its `extends` chain merged)."""
+    from repro.config import load_profile_by_name
+
+    return load_profile_by_name(name, ROOT / "experiments")
 
 
 def shipped_sections() -> list[tuple[str, str, dict]]:
@@ -72,7 +75,7 @@ def retrace(name: str, seed: int, work: Path) -> tuple[list[tuple[float, float]]
     params["data"]["search"] = [str((ROOT / p).resolve()) for p in params["data"]["search"]]
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     prof = work / "experiments" / f"{LONG_PROFILE}.yaml"
-    data = yaml.safe_load(prof.read_text())
+    data = profile(LONG_PROFILE)  # written back resolved, extending nothing
     sec = data["train"][name]
     sec["max_steps"] = WINDOWS * sec.get("log_every", 50)
     sec["seeds"] = [seed]

@@ -45,14 +45,12 @@ def _named_datasets(node) -> set[str]:
 
 
 def test_every_dataset_the_protocols_and_profiles_name_is_registered():
-    import yaml
-
-    from conftest import REPO
+    from repro.config import REPO_PROFILES, available_profiles, load_profile_by_name
     from repro.tables import protocols
 
     named = {p.paper("dataset") for p in protocols().values()}
-    for profile in (REPO / "experiments").glob("*.yaml"):
-        named |= _named_datasets(yaml.safe_load(profile.read_text()))
+    for profile in available_profiles(REPO_PROFILES):
+        named |= _named_datasets(load_profile_by_name(profile))
     assert named and named <= set(DATASETS.names())
     assert any(not dataset_spec(n).real for n in DATASETS.names())  # generated data for CPUs
 

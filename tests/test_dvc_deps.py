@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from repro.utils.imports import PACKAGE, minimal_cover, module_files, stage_module
+from repro.utils.imports import PACKAGE, covers, minimal_cover, module_files, stage_module
 
 from conftest import REPO
 
@@ -32,10 +32,11 @@ def test_stage_declares_exactly_the_code_it_loads(name):
     unused = []
     for dep in declared:
         path = REPO / dep
-        files = set(path.rglob("*.py")) if path.is_dir() else {path}
+        # a folder dep must be loaded whole, but for its package's __main__.py (imports.covers)
+        files = set(covers(path)) if path.is_dir() else {path}
         if not files <= loaded:
             unused.append(f"{dep} (loads none of {sorted(str(f.relative_to(REPO)) for f in files - loaded)[:3]})")
-        covered |= files
+        covered |= set(path.rglob("*.py")) if path.is_dir() else files
     missing = sorted(str(p.relative_to(REPO)) for p in loaded - covered)
     expected = minimal_cover(loaded, REPO)
     hint = f"its code deps should be {expected}: run `python -m repro.utils.imports --sync dvc.yaml`"
@@ -57,3 +58,15 @@ def test_finder_sees_lazy_and_registry_imports(tmp_path):
                      "repro/sub/b.py", "repro/c.py"}
     assert minimal_cover(module_files("repro.a", tmp_path), tmp_path) == [
         "repro/__init__.py", "repro/a.py", "repro/c.py", "repro/sub"]
+
+
+def test_a_package_whose_modules_a_stage_all_loads_is_one_folder_dep_main_aside(tmp_path):
+    """repro.models' variants are registry providers, all loaded: one folder dep, so a new
+    variant module needs no dvc.yaml edit; its __main__.py (the listing CLI) rides along."""
+    pkg = tmp_path / PACKAGE / "zoo"
+    pkg.mkdir(parents=True)
+    for name in ("__init__.py", "a.py", "b.py", "__main__.py"):
+        (pkg / name).write_text("")
+    loaded = {pkg / "__init__.py", pkg / "a.py", pkg / "b.py"}
+    assert minimal_cover(loaded, tmp_path) == ["repro/zoo"]
+    assert minimal_cover(loaded - {pkg / "b.py"}, tmp_path) == ["repro/zoo/__init__.py", "repro/zoo/a.py"]

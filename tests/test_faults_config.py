@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from repro.errors import ReproError
-from repro.scratch import PIPELINE_FILES, _env
+from repro.scratch import _env, copy_pipeline
 from repro.stages.check_config import check
 
 from conftest import REPO
@@ -50,12 +50,7 @@ def scratch(tmp_path_factory) -> Path:
     file per output, a file inside each folder output) and committed to DVC and git as if
     the pipeline had run (`dvc exp run` checks the committed outputs out first)."""
     repo = tmp_path_factory.mktemp("faults_config")
-    for name in PIPELINE_FILES:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(src, repo / name)
+    copy_pipeline(REPO, repo)
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         assert _sh(cmd, repo).returncode == 0
     for out in _outputs(repo):
@@ -65,6 +60,10 @@ def scratch(tmp_path_factory) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f"planted {out}\n")
     (repo / "results" / "shipped").mkdir(exist_ok=True)  # a data dependency of some stages
+    # the check's output is every stage's params file: DVC must be able to read it
+    check_out = yaml.safe_load((repo / "params.yaml").read_text())["paths"]["config_check"]
+    assert _sh([sys.executable, "-m", "repro.stages.check_config", "--out", check_out],
+               repo).returncode == 0
     commit = _sh([sys.executable, "-m", "dvc", "commit", "-f", "-q"], repo)
     assert commit.returncode == 0, commit.stdout + commit.stderr
     assert _sh([*GIT, "add", "-A"], repo).returncode == 0
@@ -85,8 +84,10 @@ def _profile(name: str):
     return lambda params: {**params, "profile": name}
 
 
-def _drop_table3(profile: dict) -> dict:
-    return {k: v for k, v in profile.items() if k != "table3"}
+def _remove_table3(profile: dict) -> dict:
+    """The profile leaves out a section that is no `foreach` item (so must be there)."""
+    own = {k: v for k, v in profile.items() if k != "table3"}
+    return {**own, "remove": [*profile.get("remove", []), "table3"]}
 
 
 CASES = {  # name -> (file to edit, edit, command, the harness's message)
@@ -96,13 +97,14 @@ CASES = {  # name -> (file to edit, edit, command, the harness's message)
     "unknown profile, dvc exp run -S": (
         None, None, ["exp", "run", "-S", "profile=nonsense"],
         "unknown profile 'nonsense'; valid names: cpu, demo, paper, smoke"),
-    # `-s` skips check_config (DVC's choice: no upstream stage runs), so DVC's own message
-    # shows; the stage's files are `persist` and stay
+    # `-s` skips check_config (DVC's choice: no upstream stage runs): the stage reads its
+    # params from the last check's output and stops at its own Stage.open; the stage's files
+    # are `persist` and stay
     "unknown profile, dvc repro -s table3": (
         "params.yaml", _profile("nonsense"), ["repro", "-s", "table3"],
-        "Parameters 'table3' are missing from 'experiments/nonsense.yaml'"),
+        "unknown profile 'nonsense'; valid names: cpu, demo, paper, smoke"),
     "missing section, dvc repro table3": (
-        "experiments/demo.yaml", _drop_table3, ["repro", "table3"],
+        "experiments/demo.yaml", _remove_table3, ["repro", "table3"],
         "profile 'demo' has no section 'table3'"),
 }
 
@@ -118,8 +120,7 @@ def test_config_error_under_dvc_keeps_every_output(scratch, case):
     proc = _sh([sys.executable, "-m", "dvc", *command], scratch)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert message in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-    if "-s" not in command:
-        assert "are missing from" not in proc.stdout + proc.stderr
+    assert "are missing from" not in proc.stdout + proc.stderr
     assert _snapshot(scratch) == before
     changed = _sh(["git", "status", "--porcelain"], scratch).stdout.split("\n")
     edited = {rel or "params.yaml"}
@@ -138,7 +139,8 @@ def _params(tmp_path: Path, profile: str, edit=None) -> Path:
 
 @pytest.mark.parametrize("profile", ["smoke", "demo", "paper", "cpu"])
 def test_check_passes_every_shipped_profile(tmp_path, profile):
-    assert "table3" in check(_params(tmp_path, profile), REPO / "dvc.yaml")["sections"]
+    resolved = check(_params(tmp_path, profile), REPO / "dvc.yaml")
+    assert resolved["profile"] == profile and "table3" in resolved
 
 
 def _typo_key(profile: dict) -> dict:
@@ -161,7 +163,7 @@ def _typo_model(profile: dict) -> dict:
     (_typo_key, "invalid config: smoke.table3.max_tset: Extra inputs are not permitted"),
     (_typo_section, "profile 'smoke' has sections no stage reads: tabel3 (a misspelt name?)"),
     (_typo_model, "profile 'smoke' has sections no stage reads: train.mnist_cnd"),
-    (_drop_table3, "profile 'smoke' has no section 'table3'"),
+    (_remove_table3, "profile 'smoke' has no section 'table3'"),
 ])
 def test_check_names_the_bad_key_or_section(tmp_path, edit, message):
     with pytest.raises(ReproError) as err:

@@ -40,16 +40,32 @@ def _labels(spec, n=B):
 
 
 def test_every_variant_the_facts_protocols_and_profiles_name_is_registered():
-    import yaml
-
-    from conftest import REPO
+    from repro.config import REPO_PROFILES, available_profiles, load_profile_by_name
     from repro.tables import protocols
 
     named = set(LAYER_SHAPES) | set(FEATURE_DIMS)
     named |= {r.variant for p in protocols().values() for r in p.rows.values() if r.variant}
-    for profile in (REPO / "experiments").glob("*.yaml"):
-        named |= {t["variant"] for t in yaml.safe_load(profile.read_text())["train"].values()}
+    for profile in available_profiles(REPO_PROFILES):
+        named |= {t["variant"] for t in load_profile_by_name(profile)["train"].values()}
     assert named <= set(MODELS.names())
+
+
+def test_every_variant_a_model_module_defines_registers_itself_under_its_name():
+    """The registry's contract for `model` entries: a module of repro.models that defines a
+    Variant registers it (repro.models.base.register) under its spec's name, so no list of
+    variants exists to forget one in."""
+    import importlib
+
+    from repro.models.base import Variant
+    from repro.registry import _PROVIDERS, provider_modules
+
+    defined = {}
+    for module in (m for spec in _PROVIDERS["model"] for m in provider_modules(spec)):
+        for value in vars(importlib.import_module(module)).values():
+            if isinstance(value, Variant):
+                defined[value.spec.name] = value
+    assert defined and set(defined) == set(MODELS.names())
+    assert all(MODELS.get(name) is variant for name, variant in defined.items())
 
 
 @pytest.mark.parametrize("name", MODELS.names())

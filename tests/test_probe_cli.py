@@ -10,8 +10,7 @@ import sys
 
 import pytest
 import torch
-import yaml
-
+from repro.config import load_profile_by_name
 from repro.errors import ReproError
 from repro.probe import Probed, main
 from repro.utils.io import read_cells
@@ -43,7 +42,7 @@ def test_table2_protocol_end_to_end_as_a_command(weights, tmp_path):
     cells = _cells(out, "table2")
     assert set(cells) == {"probe/table2/yours/err@1000", "probe/table2/raw_pixels/err@1000"}
     mine = cells["probe/table2/yours/err@1000"]
-    draws = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())["table2"]["test_draws"]
+    draws = load_profile_by_name("smoke")["table2"]["test_draws"]
     assert 0 <= mine["value"] <= 100 and mine["n_runs"] == draws  # one run per test draw
     assert mine["protocol"]["feature_dim"] == 16 * (8 + 16 + 32)
     assert mine["comparable"] is False
@@ -72,7 +71,7 @@ def test_table1_and_table3_protocols_in_process(weights, tmp_path, monkeypatch):
     assert {"probe/table3/yours/err@50k", "probe/table3/yours/err@10m",
             "probe/table3/real/err@50k"} == set(cells)
     # --profile smoke: the sample count is the smoke profile's, not the paper's 10M
-    smoke = yaml.safe_load((REPO / "experiments" / "smoke.yaml").read_text())
+    smoke = load_profile_by_name("smoke")
     assert cells["probe/table3/yours/err@10m"]["protocol"]["n_samples"] == \
         smoke["table3"]["n_samples"]["10m"]
     assert "Real Data (paper)" in (out / "probe_table3.md").read_text()

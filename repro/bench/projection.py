@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from repro.config import PROFILES_DIR, load_profile_by_name, validate
 from repro.registry import DATASETS
 
 PROFILE = "paper"
@@ -21,19 +20,21 @@ SVM_N = 50000  # Table 1's L2-SVM: 50,000 training rows of 28,672 features
 
 
 def paper_train_stages(repo: Path, profile: str = PROFILE) -> dict[str, dict[str, Any]]:
-    """Per train section of the profile: variant, dataset, images per epoch, epochs, seeds."""
-    sections = yaml.safe_load((repo / "experiments" / f"{profile}.yaml").read_text())["train"]
+    """Per train section of the profile (resolved and validated, defaults filled in as the
+    train stage sees them): variant, dataset, images per epoch, epochs, seeds."""
+    from repro.stages.train import TrainStageConfig
+
+    sections = load_profile_by_name(profile, repo / PROFILES_DIR)["train"]
     stages = {}
-    for name, sec in sections.items():
-        split = sec.get("split", "train")
-        n = DATASETS.get(sec["dataset"]).spec.splits.get(split, 0)
-        if sec.get("max_images"):
-            n = min(n, sec["max_images"])
-        stages[name] = {"variant": sec["variant"], "dataset": sec["dataset"], "split": split,
-                        "images_per_epoch": n,
-                        "epochs": sec["epochs"] + sec.get("decay_epochs", 0),
-                        "seeds": len(sec.get("seeds", [0])), "batch_size": sec.get("batch_size"),
-                        "alternate_updates": bool(sec.get("alternate_updates", False))}
+    for name, raw in sections.items():
+        sec = validate(TrainStageConfig, raw, f"{profile}.train.{name}")
+        n = DATASETS.get(sec.dataset).spec.splits.get(sec.split, 0)
+        if sec.max_images:
+            n = min(n, sec.max_images)
+        stages[name] = {"variant": sec.variant, "dataset": sec.dataset, "split": sec.split,
+                        "images_per_epoch": n, "epochs": sec.epochs + sec.decay_epochs,
+                        "seeds": len(sec.seeds), "batch_size": sec.batch_size,
+                        "alternate_updates": sec.alternate_updates}
     return stages
 
 

@@ -42,6 +42,7 @@ import torch
 from repro.errors import ReproError, cli_errors
 from dataclasses import replace
 
+from repro.models.base import register
 from repro.models.dcgan32 import SVHN32_SPEC, svhn32_discriminator, svhn32_generator
 from repro.models.layers import (ConvDiscriminator, ConvGenerator, FactoryVariant, batchnorms,
                                  use_batch_statistics)
@@ -209,10 +210,10 @@ def authors_generator() -> ConvGenerator:
 
 
 # Registered so a ported checkpoint (the `port_svhn` stage) loads like any trained one.
-SVHN32_AUTHORS = FactoryVariant(
+SVHN32_AUTHORS = register(FactoryVariant(
     replace(SVHN32_SPEC, name="svhn32_authors",
             description="svhn32 with the authors' BN conventions; holds their ported weights"),
-    authors_generator, authors_discriminator)
+    authors_generator, authors_discriminator))
 
 
 def port_discriminator(arrays: list[np.ndarray]) -> ConvDiscriminator:

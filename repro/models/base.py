@@ -1,5 +1,9 @@
 """What every model variant provides (the registry's contract for `model` entries).
 
+A variant registers itself where it is defined: `NAME = register(FactoryVariant(spec, ...))`
+puts it in `repro.registry.MODELS` under `spec.name`, so a new variant is its module (plus the
+profile sections that train it), with no list to edit.
+
 A variant is a pair (generator, discriminator) plus static facts (`VariantSpec`). Generators
 map z (and a label for conditional variants) to images in the variant's pixel range;
 discriminators return one logit per image and expose per-layer activations, from which
@@ -9,10 +13,12 @@ discriminators return one logit per image and expose per-layer activations, from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
+
+from repro.registry import MODELS
 
 
 @dataclass(frozen=True)
@@ -67,3 +73,11 @@ class Variant:
         else:
             z = torch.randn(n, self.spec.z_dim, generator=generator, device=device)
         return z
+
+
+V = TypeVar("V", bound=Variant)
+
+
+def register(variant: V) -> V:
+    """Registers `variant` under its spec's name in repro.registry.MODELS; returns it."""
+    return MODELS.register(variant.spec.name)(variant)

@@ -24,7 +24,7 @@ svhn32 (`svhn_unsup_all_conv_dcgan_100z_gaussian_lr_0.0005_64mb`), kernels 5x5 p
 
 from __future__ import annotations
 
-from repro.models.base import VariantSpec
+from repro.models.base import VariantSpec, register
 from repro.models.layers import ConvDiscriminator, ConvGenerator, FactoryVariant
 
 IMAGENET32_SPEC = VariantSpec(
@@ -62,5 +62,6 @@ def svhn32_discriminator() -> ConvDiscriminator:
                              strides=[2, 2, 2], kernel=5)
 
 
-IMAGENET32 = FactoryVariant(IMAGENET32_SPEC, imagenet32_generator, imagenet32_discriminator)
-SVHN32 = FactoryVariant(SVHN32_SPEC, svhn32_generator, svhn32_discriminator)
+IMAGENET32 = register(FactoryVariant(IMAGENET32_SPEC, imagenet32_generator,
+                                     imagenet32_discriminator))
+SVHN32 = register(FactoryVariant(SVHN32_SPEC, svhn32_generator, svhn32_discriminator))

@@ -15,22 +15,24 @@ BN everywhere except the input layer, one sigmoid output on the flattened last c
 
 from __future__ import annotations
 
-from repro.models.base import VariantSpec
+from repro.models.base import VariantSpec, register
 from repro.models.layers import ConvDiscriminator, ConvGenerator, FactoryVariant
 
+
 def _variant(name: str, width: int, description: str) -> FactoryVariant:
-    """The Fig. 1 architecture with channels (width, width/2, width/4, width/8) below 4x4."""
+    """The Fig. 1 architecture with channels (width, width/2, width/4, width/8) below 4x4,
+    registered under `name`."""
     chans = [width // 2, width // 4, width // 8]
     spec = VariantSpec(name=name, image_size=64, channels=3, z_dim=100, z_dist="uniform",
                        n_classes=0, pixel_range="tanh",
                        feature_dim=16 * (width // 8 + width // 4 + width // 2 + width),
                        description=description)
-    return FactoryVariant(
+    return register(FactoryVariant(
         spec,
         lambda: ConvGenerator(z_dim=100, base_channels=width, base_size=4, channels=[*chans, 3],
                               strides=[2, 2, 2, 2], kernel=5),
         lambda: ConvDiscriminator(in_channels=3, image_size=64, channels=[*chans[::-1], width],
-                                  strides=[2, 2, 2, 2], kernel=5))
+                                  strides=[2, 2, 2, 2], kernel=5)))
 
 
 LSUN64 = _variant("lsun64", 1024,

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from repro.errors import ReproError
-from repro.models.base import Discriminator, Generator, VariantSpec
+from repro.models.base import Discriminator, Generator, VariantSpec, register
 from repro.models.layers import (LRELU_SLOPE, FactoryVariant, concat_maps, concat_vector,
                                  init_weights, one_hot)
 
@@ -146,15 +146,15 @@ class MlpDiscriminator(Discriminator):
         raise _no_features("gan_mlp")
 
 
-MNIST_COND = FactoryVariant(
+MNIST_COND = register(FactoryVariant(
     VariantSpec(name="mnist_cond", image_size=28, channels=1, z_dim=Z_DIM, z_dist="uniform",
                 n_classes=N_CLASSES, pixel_range="sigmoid", feature_dim=0,
                 description="authors' class-conditional MNIST DCGAN (Table 3), BN without affine"),
-    MnistCondGenerator, MnistCondDiscriminator)
+    MnistCondGenerator, MnistCondDiscriminator))
 
-GAN_MLP = FactoryVariant(
+GAN_MLP = register(FactoryVariant(
     VariantSpec(name="gan_mlp", image_size=28, channels=1, z_dim=Z_DIM, z_dist="uniform",
                 n_classes=N_CLASSES, pixel_range="sigmoid", feature_dim=0,
                 description="fully connected conditional GAN baseline (Table 3); sizes are the "
                             "harness's (deviation)"),
-    MlpGenerator, MlpDiscriminator)
+    MlpGenerator, MlpDiscriminator))

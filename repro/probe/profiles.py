@@ -10,28 +10,24 @@ from typing import Any
 import yaml
 
 import repro
+from repro.config import REPO_PROFILES, available_profiles, find_section, load_profile_by_name
 from repro.errors import ReproError
 
-# The checkout (or install) holding the `repro` package: profiles and params.yaml live there.
+# The checkout (or install) holding the `repro` package: params.yaml lives there.
 ROOT = Path(repro.__file__).resolve().parents[1]
 
 
-def profiles_dir() -> Path:
-    return ROOT / "experiments"
-
-
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
+    return available_profiles(REPO_PROFILES)
 
 
 def profile_section(profile: str, section: str) -> dict[str, Any]:
-    """`section` of profile `profile` as a mapping (empty when the profile has none)."""
-    path = profiles_dir() / f"{profile}.yaml"
-    if not path.is_file():
+    """`section` of profile `profile`, resolved through its `extends` chain (empty when the
+    profile has none)."""
+    if profile not in profile_names():
         raise ReproError(f"--profile {profile}: no such profile; valid names: "
-                         f"{', '.join(profile_names()) or f'(none in {profiles_dir()})'}")
-    data = yaml.safe_load(path.read_text()) or {}
-    return dict(data.get(section) or {})
+                         f"{', '.join(profile_names()) or f'(none in {REPO_PROFILES})'}")
+    return dict(find_section(load_profile_by_name(profile), section) or {})
 
 
 def default_search() -> list[str]:

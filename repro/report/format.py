@@ -221,7 +221,10 @@ def provenance_table(provenance: dict[str, Provenance]) -> Table:
             device += f" ({p.device_name})"
         profile = (p.profile or "-") + (" (dry run)" if p.dry_run else "")
         wall = f"{p.wall_time_s:.1f} s" if p.wall_time_s is not None else "-"
-        rows.append([p.stage or stage, profile, _git(p), p.params_hash or "-",
+        # a train section the profile leaves out: its stage ran and trained nothing
+        # (repro.stages.train)
+        absent = " (not in this profile)" if (p.model_extra or {}).get("not_in_profile") else ""
+        rows.append([(p.stage or stage) + absent, profile, _git(p), p.params_hash or "-",
                      ", ".join(map(str, p.seeds)) or "-", device, wall])
     return headers, rows
 

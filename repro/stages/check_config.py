@@ -1,17 +1,24 @@
-"""Stage `check_config`: the whole configuration, checked before any other stage runs.
+"""Stage `check_config`: the whole configuration, checked before any other stage runs, and the
+selected profile resolved for DVC.
 
     python -m repro.stages.check_config --out results/config_check.json
 
 Why a stage of its own: DVC removes a stage's outputs before it runs the stage's command, and
-resolves the stage's `experiments/${profile}.yaml` params only in between. An unknown profile,
-a missing section or a mistyped key used to cost the outputs (those with `cache: false` for
-good) and show DVC's "Parameters ... are missing" instead of the harness's message. Every
-stage depends on this stage's output, so `dvc repro` and `dvc exp run` run it first and stop
-at its error. It tracks the `experiments/` folder as a file dependency, not as params: DVC
-never fails to resolve that, so the check itself always gets to run; its one output is
-`persist` in dvc.yaml, so a failed check deletes nothing either. (`dvc repro -s STAGE` skips
-upstream stages by request, this one included: there DVC's own message shows, and the stage's
-uncached output files survive because they are `persist` too.)
+resolves the stage's params only in between. An unknown profile, a missing section or a
+mistyped key used to cost the outputs (those with `cache: false` for good) and show DVC's
+"Parameters ... are missing" instead of the harness's message. Every stage reads its params
+from this stage's output, so `dvc repro` and `dvc exp run` run it first and stop at its error.
+It tracks the `experiments/` folder as a file dependency, not as params: DVC never fails to
+resolve that, so the check itself always gets to run; its one output is `persist` in
+dvc.yaml, so a failed check deletes nothing either. (`dvc repro -s STAGE` skips upstream
+stages by request, this one included: the stage then reads the last check's output, and its
+own `Stage.open` stops at the bad config; its uncached output files survive, being `persist`.)
+
+The output is the profile resolved (its `extends` chain merged, repro.config): one key per
+section, so each stage declares exactly its own resolved section as params and DVC reruns a
+stage when, and only when, that section's resolved settings change, whichever file of the
+chain changed them. A `train.<name>` section the profile leaves out (a `foreach` item of
+dvc.yaml) is written as NOT_IN_PROFILE: its stage records that and trains nothing.
 
 The check is what each stage's `Stage.open` does, for every stage of dvc.yaml: params.yaml's
 shared keys, the profile, and each stage's section against its typed config. Sections no
@@ -26,12 +33,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from repro.config import PARAMS_FILE, PROFILES_DIR, load_params, load_profile, load_section
+from repro.config import (PARAMS_FILE, PROFILES_DIR, find_section, load_params, load_profile,
+                          load_section, profile_chain)
 from repro.errors import ReproError, cli_errors
 from repro.stages.common import path_args
 from repro.utils.io import write_json
 
 DVC_FILE = Path("dvc.yaml")
+# dvc.yaml's name for this stage's output, the params file of every other stage
+PARAMS_OUT = "${paths.config_check}"
+NOT_IN_PROFILE = "not in this profile"
 
 
 def models() -> dict[str, type[BaseModel]]:
@@ -50,20 +61,39 @@ def off_pipeline_models() -> dict[str, type[BaseModel]]:
     return {"table3_curve": CurveConfig}
 
 
-def stage_sections(dvc_file: Path = DVC_FILE) -> list[str]:
-    """The profile sections the stages of `dvc_file` read (their `experiments/...` params),
-    `foreach` items expanded: dvc.yaml is the one place that says which stage reads what."""
-    sections = []
-    for stage in yaml.safe_load(dvc_file.read_text())["stages"].values():
-        items = stage.get("foreach", [None])
+def _foreach_items(items: Any, vars_files: list[str], root: Path) -> list[str]:
+    """A `foreach` value's item names: a list, a mapping's keys, or `${var}` taken from the
+    `vars` files (`file` or `file:key`) as DVC takes it."""
+    if isinstance(items, str) and items.startswith("${") and items.endswith("}"):
+        var = items[2:-1]
+        for entry in vars_files:
+            file, _, keys = entry.partition(":")
+            data = yaml.safe_load((root / file).read_text()) or {}
+            if var in data and (not keys or var in keys.split(",")):
+                items = data[var]
+                break
+        else:
+            raise ReproError(f"dvc.yaml: foreach {items} is in none of its vars files {vars_files}")
+    return list(items)
+
+
+def stage_sections(dvc_file: Path = DVC_FILE) -> dict[str, bool]:
+    """The profile sections the stages of `dvc_file` read (their params from this stage's
+    output), `foreach` items expanded -> whether the profile may leave the section out (a
+    `foreach` item's may: its stage records "not in this profile"). dvc.yaml is the one place
+    that says which stage reads what."""
+    dvc = yaml.safe_load(dvc_file.read_text())
+    sections: dict[str, bool] = {}
+    for stage in dvc["stages"].values():
+        items = (_foreach_items(stage["foreach"], dvc.get("vars", []), dvc_file.parent)
+                 if "foreach" in stage else [None])
         body = stage.get("do", stage)
         for entry in body.get("params", []):
-            if not isinstance(entry, dict):
-                continue
-            for file, keys in entry.items():
-                if file.startswith(f"{PROFILES_DIR}/"):
-                    for item in items:
-                        sections += [k.replace("${item}", str(item)) for k in keys]
+            if isinstance(entry, dict) and PARAMS_OUT in entry:
+                for item in items:
+                    for key in entry[PARAMS_OUT]:
+                        name = key.replace("${key}", str(item)).replace("${item}", str(item))
+                        sections[name] = item is not None
     return sections
 
 
@@ -80,26 +110,41 @@ def _unread(profile: dict[str, Any], sections: list[str]) -> list[str]:
 
 
 def check(params_path: Path = PARAMS_FILE, dvc_file: Path = DVC_FILE) -> dict[str, Any]:
-    """Every stage's config, validated; the first problem is a ReproError."""
+    """Every stage's config, validated -> the resolved profile ({section: settings}, dotted
+    sections nested; a section the profile may leave out and does is NOT_IN_PROFILE), with its
+    name under `profile` and its chain, base first, under `chain`. The first problem is a
+    ReproError."""
     params = load_params(params_path)
     sections = stage_sections(dvc_file)
     table = models()
-    for section in sections:
+    profile = load_profile(params, params_path)
+    out: dict[str, Any] = {}
+    for section, optional in sections.items():
         model = table.get(section.split(".")[0])
         if model is None:  # a stage added to dvc.yaml without its config type here
             raise ReproError(f"dvc.yaml has a stage reading section {section!r}, which "
                              "repro.stages.check_config.models() does not know; add its config type")
-        load_section(model, section, params, params_path)
-    profile = load_profile(params, params_path)
+        node = find_section(profile, section)
+        if node is None and optional:
+            node = NOT_IN_PROFILE
+        else:
+            load_section(model, section, params, params_path)
+        *parents, last = section.split(".")
+        nested = out
+        for part in parents:
+            nested = nested.setdefault(part, {})
+        nested[last] = node
     extra = [name for name in off_pipeline_models() if name in profile]
     for name in extra:
         load_section(off_pipeline_models()[name], name, params, params_path)
-    unread = _unread(profile, sections + extra)
+        out[name] = profile[name]
+    unread = _unread(profile, [*sections, *extra])
     if unread:
         raise ReproError(
             f"profile {params.profile!r} has sections no stage reads: {', '.join(unread)} "
             f"(a misspelt name?); the stages read: {', '.join(sections)}")
-    return {"profile": params.profile, "sections": sections + extra}
+    chain = profile_chain(params.profile, params_path.parent / PROFILES_DIR)
+    return {"profile": params.profile, "chain": chain, **out}
 
 
 @cli_errors

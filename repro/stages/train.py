@@ -8,7 +8,10 @@ sample grids after the first epoch and at the end
 (`<out>/samples_epoch1.png`, `<out>/samples_final.png`, seed = first seed, the paper's
 Figs. 2-3 and 9), and DVCLive logs of losses under `--live`. A section with `shipped: <folder>`
 is not trained: the md5-pinned checkpoints the longer `cpu` profile trained with the same
-section are installed from `--shipped <paths.shipped>` instead (repro.train.shipped).
+section are installed from `--shipped <paths.shipped>` instead (repro.train.shipped). A
+section the profile leaves out (`remove: [train.<name>]`; dvc.yaml has a stage for every train
+section of the base profile) trains nothing: the stage writes `<out>/not_in_profile.json`, the
+same note as its provenance and DVCLive metrics, and an empty plots folder, and exits 0.
 
 Multi-GPU: `torchrun --nproc_per_node K -m repro.stages.train ...` (same arguments) trains with
 DDP over K processes; rank 0 alone writes files (see repro.train.distributed).
@@ -17,10 +20,12 @@ DDP over K processes; rank 0 alone writes files (see repro.train.distributed).
 from __future__ import annotations
 
 import argparse
+import shutil
 from pathlib import Path
 
 import torch
 
+from repro.config import in_profile, load_params
 from repro.data.fit import Fit
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
@@ -32,6 +37,7 @@ from repro.train.config import TrainConfig
 from repro.train.sampling import generate, save_grid
 from repro.train.shipped import install
 from repro.train.trainer import GANTrainer
+from repro.utils.io import write_json
 
 DRY_RUN_STEPS = 3
 
@@ -60,6 +66,10 @@ def train_section(stage: Stage) -> TrainStageConfig:
 
 def run(name: str, out: Path, live_dir: Path | None, provenance_dir: Path, resume: bool,
         shipped_dir: Path | None = None) -> None:
+    params = load_params()
+    if not in_profile(f"train.{name}", params):
+        _not_in_profile(name, params.profile, params.dry_run, out, live_dir, provenance_dir)
+        return
     stage = Stage.open(f"train_{name}", TrainStageConfig, f"train.{name}")
     if stage.section.shipped is not None:
         _install(stage, name, out, live_dir, provenance_dir, shipped_dir)
@@ -133,6 +143,23 @@ def _install(stage: Stage, name: str, out: Path, live_dir: Path | None, provenan
                            runs=manifest["runs"], world_size=1,
                            shipped={k: manifest[k] for k in ("name", "profile", "git", "params_hash",
                                                              "platform", "wall_time_s", "files")})
+
+
+def _not_in_profile(name: str, profile: str, dry_run: bool, out: Path, live_dir: Path | None,
+                    provenance_dir: Path) -> None:
+    """Record that the profile leaves `train.<name>` out. Earlier checkpoints in `out` go (DVC
+    removes them before the stage runs; by hand they would be read as this profile's)."""
+    note = {"stage": f"train_{name}", "section": f"train.{name}", "profile": profile,
+            "dry_run": dry_run, "not_in_profile": f"profile {profile!r} leaves train.{name} out"}
+    if out.exists():
+        shutil.rmtree(out)
+    write_json(out / "not_in_profile.json", note)
+    if live_dir is not None:
+        shutil.rmtree(live_dir, ignore_errors=True)
+        (live_dir / "plots" / "metrics").mkdir(parents=True)
+        write_json(live_dir / "metrics.json", note)
+    write_json(provenance_dir / f"train_{name}.json", note)
+    print(f"train {name}: not in profile {profile!r}; nothing trained")
 
 
 def _grid(trainer: GANTrainer, path: Path, title: str) -> None:

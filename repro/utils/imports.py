@@ -76,14 +76,23 @@ def module_files(name: str, root: Path) -> set[Path]:
     return seen
 
 
+def covers(folder: Path) -> list[Path]:
+    """The .py files a folder dep stands for: all below it but a `__main__.py`, the command
+    line of its package, which `python -m` runs and no module imports. So a package whose
+    other modules a stage all loads (the registry's providers: repro.models) is one folder
+    dep, and a new module there (a variant) needs no dvc.yaml edit."""
+    return sorted(p for p in folder.rglob("*.py") if p.name != "__main__.py")
+
+
 def minimal_cover(files: set[Path], root: Path) -> list[str]:
     """The shortest list of paths (relative to root) that names exactly `files`: a folder
-    where every .py file below it is in the set, else the files one by one."""
+    where every .py file below it (`covers`) is in the set, else the files one by one."""
     root = Path(root)
 
     def cover(folder: Path) -> list[str]:
-        below = sorted(folder.rglob("*.py"))
+        below = covers(folder)
         if below and all(p in files for p in below) and folder != root / PACKAGE:
+            # (a loaded __main__.py is in the folder dep too)
             return [folder.relative_to(root).as_posix()]
         out = [p.relative_to(root).as_posix() for p in sorted(folder.glob("*.py")) if p in files]
         for sub in sorted(d for d in folder.iterdir() if d.is_dir() and d.name != "__pycache__"):
