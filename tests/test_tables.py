@@ -40,7 +40,8 @@ def test_dvc_runs_every_registered_table_and_no_other():
         assert f"${{paths.provenance}}/{name}.json" in _outs(st, "outs")
         for output in unit.outputs:  # each further output is an option and a declared out
             assert args[args.index(f"--{output}") + 1] in _outs(st, "outs")
-        assert {"experiments/${profile}.yaml": [name]} in st["params"]
+        # its section of the resolved profile (check_config's output) is its params
+        assert {"${paths.config_check}": [name]} in st["params"]
         # the checkpoints of the section's default rows are deps
         folders = {row.source for row in unit.protocol.rows.values() if row.source}
         deps = set(st["deps"])
