@@ -20,6 +20,11 @@ generator's own samples the question is the figure's, and nets of different seed
 `judges` nets are read as one (`nets.MeanLogit`); each member alone still judges the
 figure's results, and their spread is the judge seeds' share of the numbers' noise
 (`member_spread`).
+
+Why the rate decays to zero (cosine) over the steps: at a constant rate each member stopped
+wherever its last batches left it, and some members of one ensemble were far from trained
+(one called most plain samples overlays) while others were not; their spread then swamped the
+figures' ±. Decayed, the members settle, and they agree.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from torch import nn
 
 from repro.figures import nets
 
-# Adam's rate for the judge (nets.fit): the one its spread over judge seeds was measured at.
+# Adam's starting rate for the judge (nets.fit, decayed to zero): the one its spread over judge
+# seeds was measured at.
 LR = 1e-3
 BATCH_SIZE = 64
 
@@ -63,7 +69,7 @@ def train(samples01: torch.Tensor, per: int, steps: int, seeds: Sequence[int],
     first seed."""
     x, y = labelled(samples01, per, seeds[0])
     return nets.fit_judges(lambda: nets.AttributeNet(1), x, y, steps, BATCH_SIZE, list(seeds),
-                           device, "coherence judge", lr=LR)
+                           device, "coherence judge", lr=LR, decay=True)
 
 
 def members(net: nn.Module) -> list[nn.Module]:

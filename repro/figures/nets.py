@@ -79,10 +79,12 @@ class AttributeNet(nn.Module):
 
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size: int,
         seed: int, device: torch.device, desc: str, lr: float = 2e-3,
-        balance: bool = False) -> nn.Module:
+        balance: bool = False, decay: bool = False) -> nn.Module:
     """Binary cross-entropy training on (N, 3, H, W) float [0, 1] inputs and {0, 1} targets.
 
-    Random horizontal flips would break `bed_left`, so there is no augmentation. `balance`
+    Random horizontal flips would break `bed_left`, so there is no augmentation. `decay`:
+    the rate falls to zero over the steps (cosine), so the net ends settled, not wherever its
+    last batches left it (repro.figures.coherence). `balance`
     weighs positives by sqrt(negatives / positives) per output: window pixels are a few % of
     all pixels, and unweighted training first settles on "never a window".
     """
@@ -96,6 +98,7 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size
             module.reset_parameters()
     net = net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps) if decay else None
     g = torch.Generator().manual_seed(seed)
     pos_weight = None
     if balance:
@@ -110,6 +113,8 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, batch_size
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
     return net.eval()
 
 

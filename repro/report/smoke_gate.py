@@ -3,6 +3,7 @@
     python -m repro.report.smoke_gate                 # fail (exit 1) listing drifting cells
     python -m repro.report.smoke_gate --update        # regenerate the baseline on purpose
     python -m repro.report.smoke_gate --update --stage figures   # only that stage's cells
+    python -m repro.report.smoke_gate --update --runs DIR   # keep / reuse each seed's run
     python -m repro.report.smoke_gate --rederive      # new tolerance rule, same stored runs
     python -m repro.report.smoke_gate --foreign       # check as if on another kind of machine
     python -m repro.report.smoke_gate --keep DIR      # leave the run in DIR (CI reuses it)
@@ -34,6 +35,9 @@ count), and that difference grows through training like a change of seed, at mos
 A cell that flips between discrete values from seed to seed gets a wide tolerance and catches
 nothing; `--update` (and `--rederive`) refuses a baseline with such cells (see
 `sharpness_problems`): make the smoke model or its sample counts steadier instead.
+
+The rules (K, the floors, the caps, the verdicts the seeds agree on) are in
+repro.report.gate_rules; `--runs DIR` keeps each seed's run (repro.report.seed_runs).
 """
 
 from __future__ import annotations
@@ -49,7 +53,11 @@ import torch
 from repro.config import load_params
 from repro.errors import ReproError, cli_errors
 from repro.report import drift
-from repro.report.claims import figure_verdicts
+from repro.report.gate_rules import (  # noqa: F401 (CAPS, REL_CAP: read as smoke_gate.X)
+    CAPS, COUNT_FLOOR, COUNT_UNITS, K, REL_CAP, REL_FLOOR, RULE, changes, seed_verdicts,
+    sharpness_problems, verdict_changes,
+)
+from repro.report.seed_runs import SeedRuns
 from repro.scratch import rerun_pipeline, run_pipeline
 from repro.tables import units as table_units
 from repro.train.config import TrainConfig
@@ -60,21 +68,7 @@ REGENERATE = drift.REGENERATE
 REDERIVE = "python -m repro.report.smoke_gate --rederive"
 PROFILE = "smoke"
 SEEDS = (0, 1, 2, 3, 4, 5)
-K = 4.0
-REL_FLOOR = 1e-6
-COUNT_UNITS = frozenset({"steps", "maps", "units", "walks", "equations", "images"})
-COUNT_FLOOR = 1.0
 THREADS = 2
-RULE = ("tol = 4 x s, s the sample std of the cell over the smoke pipeline run once per seed "
-        "in `seeds` (every training and protocol seed set to it), at least one count for "
-        "whole-count cells (units steps, maps, units, walks, equations, images) and "
-        "1e-6 x max(1, |value|) for the others; "
-        "a cell null in every seed (a row the profile does not run) must stay null; exact "
-        "(tol 0) on the platform whose fingerprint made the baseline")
-# Sharpness caps: the widest tolerance a cell may have, by unit. Wider means the smoke run
-# cannot tell a change from seed noise in that cell.
-CAPS = {"%": 5.0, "share": 0.1, "ratio": 0.15}
-REL_CAP = 0.15  # other units: relative to the cell's magnitude
 
 Edit = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -165,42 +159,13 @@ def smoke_values(repo: Path, workdir: Path | None, edit: Edit | None = None
         return metrics_values(run_smoke(repo, Path(tmp) / "smoke", edit))
 
 
-def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[str, str]:
-    """Cells whose tolerance is wider than the cap for their unit, that no seed moves although
-    they are not whole counts, or that some seeds leave null and others not -> why.
-
-    A non-count cell equal for every seed measured no spread at all: its tolerance is the
-    1e-6 floor, which another CPU's float noise can exceed (a flipped prediction, another
-    top-k image). Its inputs must be drawn by a protocol seed so the sweep sees their spread.
-    Whole counts (COUNT_UNITS) are exempt: their floor is one count."""
-    problems = {}
-    for key, cell in baseline["cells"].items():
-        unit = units.get(key, "")
-        if any(v is None for v in cell["runs"]) and not all(v is None for v in cell["runs"]):
-            problems[key] = (f"null on some seeds only ({cell['runs']}): the row runs or not "
-                             "depending on the seed, so no tolerance can gate it")
-            continue
-        if cell.get("std") == 0 and unit not in COUNT_UNITS:
-            problems[key] = (f"every seed gives {cell['value']:.6g} {unit}: no measured spread, so "
-                             "another CPU's float noise would drift it; draw its inputs by a "
-                             "protocol seed (a table unit's `seeds`)")
-            continue
-        cap = CAPS.get(unit, REL_CAP * max(abs(cell["value"]), 1.0)
-                       if drift._is_num(cell["value"]) else 0.0)
-        if unit in COUNT_UNITS:  # a count cannot be gated finer than one count
-            cap = max(cap, COUNT_FLOOR)
-        if cell["tol"] > cap:
-            problems[key] = (f"tol {cell['tol']:.4g} {unit} > cap {cap:.4g} "
-                             f"(seed runs {[round(v, 4) for v in cell['runs']]})")
-    return problems
-
-
 def update(repo: Path, workdir: Path | None, seeds: tuple[int, ...] = SEEDS,
-           force: bool = False) -> int:
+           force: bool = False, runs_dir: Path | None = None) -> int:
+    store = SeedRuns(runs_dir, repo, "pipeline")
     runs, units = {}, {}
     for seed in seeds:
         print(f"smoke pipeline, seed {seed} ({len(runs) + 1}/{len(seeds)})", flush=True)
-        runs[seed], units = smoke_values(repo, workdir, with_seed(seed))
+        runs[seed], units = store.get(seed, lambda: smoke_values(repo, workdir, with_seed(seed)))
     fp = fingerprint(THREADS)
     # the reference values are the first seed's
     return _write_baseline(repo, runs, seeds[0], units, fp, fingerprint_id(fp), force)
@@ -226,7 +191,8 @@ def stage_runs(old: dict[str, Any], stem: str, fresh: dict[int, dict[str, Any]]
     return out
 
 
-def update_stage(repo: Path, workdir: Path | None, stage: str, force: bool = False) -> int:
+def update_stage(repo: Path, workdir: Path | None, stage: str, force: bool = False,
+                 runs_dir: Path | None = None) -> int:
     """Regenerate only `stage`'s cells (and the verdicts) of the committed baseline: the stage
     and its upstream run once per baseline seed, the other cells keep their stored runs. On
     the baseline's platform only: the kept runs were measured there."""
@@ -239,14 +205,18 @@ def update_stage(repo: Path, workdir: Path | None, stage: str, force: bool = Fal
         raise ReproError(f"this platform ({fingerprint_id(fp)}) is not the baseline's "
                          f"({old['platform_id']}): the kept cells would mix platforms; run "
                          f"{REGENERATE}")
-    fresh, units = {}, {}
-    for n, seed in enumerate(old["seeds"], 1):
-        print(f"smoke stage {stage}, seed {seed} ({n}/{len(old['seeds'])})", flush=True)
+    def measure(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         _pin_threads()
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             run = run_pipeline(repo, Path(tmp) / "smoke", PROFILE, edit_profile=with_seed(seed),
                                targets=[stage])
-            fresh[seed], units = metrics_values(_metrics_dir(repo, run))
+            return metrics_values(_metrics_dir(repo, run))
+
+    store = SeedRuns(runs_dir, repo, f"stage:{stage}")
+    fresh, units = {}, {}
+    for n, seed in enumerate(old["seeds"], 1):
+        print(f"smoke stage {stage}, seed {seed} ({n}/{len(old['seeds'])})", flush=True)
+        fresh[seed], units = store.get(seed, lambda: measure(seed))
     kept_units = {k: u for k, u in old["units"].items() if not k.startswith(f"{stem}/")}
     units = {**kept_units, **{k: u for k, u in units.items() if k.startswith(f"{stem}/")}}
     return _write_baseline(repo, stage_runs(old, stem, fresh), old["reference_seed"], units,
@@ -266,25 +236,6 @@ def rederive(repo: Path, force: bool = False) -> int:
     return _write_baseline(repo, runs, old["reference_seed"], old["units"], old["platform"],
                            old["platform_id"], force, old=old,
                            rederived=f"{REDERIVE} (the runs are those of `{REGENERATE}`)")
-
-
-def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """One line per thing `new` changes in `old` (cells' value, std, tol, basis; cells added
-    or dropped; the rule, the verdicts, the unsharp list): what --rederive prints."""
-    out = []
-    for key in sorted(set(old["cells"]) | set(new["cells"])):
-        a, b = old["cells"].get(key), new["cells"].get(key)
-        if a is None or b is None:
-            out.append(f"{key}: {'added' if a is None else 'dropped'}")
-            continue
-        moved = [f"{f} {a.get(f)!r} -> {b.get(f)!r}" for f in ("value", "std", "tol", "basis")
-                 if a.get(f) != b.get(f)]
-        if moved:
-            out.append(f"{key}: {', '.join(moved)}")
-    for field in ("rule", "not_run", "verdicts", "unsharp"):
-        if old.get(field) != new.get(field):
-            out.append(f"{field}: {old.get(field)!r} -> {new.get(field)!r}")
-    return out
 
 
 def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed: int,
@@ -317,27 +268,6 @@ def _write_baseline(repo: Path, runs: dict[int, dict[str, Any]], reference_seed:
         for line in changed:
             print(f"  {line}")
     return 0
-
-
-def seed_verdicts(runs: dict[int, dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
-    """Seed runs -> (each figure's verdict where every seed gives the same, {'verdict/<fig>':
-    why} where seeds disagree: such a verdict sits on its threshold and cannot be gated)."""
-    per_seed = {seed: figure_verdicts(values) for seed, values in runs.items()}
-    verdicts, unstable = {}, {}
-    for fig in next(iter(per_seed.values()), {}):
-        seen = [per_seed[seed][fig] for seed in sorted(per_seed)]
-        if len(set(seen)) == 1:
-            verdicts[fig] = seen[0]
-        else:
-            unstable[f"verdict/{fig}"] = f"the seeds' verdicts differ ({seen}): it is not gated"
-    return verdicts, unstable
-
-
-def verdict_changes(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """One line per figure whose verdict differs from the baseline's."""
-    now = figure_verdicts(current)
-    return [f"VERDICT {fig}: {was} in the baseline, {now.get(fig, 'absent')} now"
-            for fig, was in sorted(baseline.get("verdicts", {}).items()) if now.get(fig) != was]
 
 
 def baseline_path(repo: Path) -> Path:
@@ -413,6 +343,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true",
                     help="with --update or --rederive: write the baseline even if cells exceed "
                          "their cap")
+    ap.add_argument("--runs", type=Path, default=None, metavar="DIR",
+                    help="with --update: keep each seed's measured cells in DIR as it finishes, "
+                         "and read back those the same tree measured (resume an interrupted "
+                         "update, or rerun a refused one with --force at no cost)")
     ap.add_argument("--foreign", action="store_true",
                     help="compare with the statistical tolerances even on the baseline's platform")
     ap.add_argument("--workdir", type=Path, default=None,
@@ -424,11 +358,11 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path(".")
     if args.update and args.rederive:
         ap.error("--update measures new runs, --rederive reuses the stored ones: pass one")
-    if args.stage and not args.update:
-        ap.error("--stage works with --update only")
-    code = (update_stage(repo, args.workdir, args.stage, force=args.force)
+    if (args.stage or args.runs) and not args.update:
+        ap.error("--stage and --runs work with --update only")
+    code = (update_stage(repo, args.workdir, args.stage, force=args.force, runs_dir=args.runs)
             if args.update and args.stage
-            else update(repo, args.workdir, force=args.force) if args.update
+            else update(repo, args.workdir, force=args.force, runs_dir=args.runs) if args.update
             else rederive(repo, force=args.force) if args.rederive
             else check(repo, args.workdir, foreign=args.foreign, keep=args.keep))
     raise SystemExit(code)
