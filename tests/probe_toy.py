@@ -1,5 +1,6 @@
 """A tiny GAN laid out like the common PyTorch DCGAN example (`netD.main` an nn.Sequential),
-for `python -m repro.probe` tests and the README's worked example (PYTHONPATH=tests)."""
+for the `python -m repro.probe` tests (PYTHONPATH=tests). The README's worked example is
+docs/examples/mygan.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""Model zoo: every registered variant against its spec and the paper's architecture facts.
-
-(`test_model_contract.py` checks the generic contract; this file checks each variant's layer
-shapes, init, label handling, feature pooling and the listing CLI.)
-"""
+"""Model variants: every registered variant against its spec and the paper's architecture
+facts (layer shapes, init, label handling, feature pooling) and the listing CLI."""
 
 from __future__ import annotations
 

@@ -154,3 +154,19 @@ def test_the_readme_example_model_is_what_the_probe_reads(monkeypatch):
     assert dict(D.named_modules())["main.7"].__class__.__name__ == "LeakyReLU"
     with torch.no_grad():
         assert G(torch.randn(2, 100), torch.tensor([3, 7])).shape == (2, 1, 32, 32)
+
+
+def test_finished_rows_resume_only_under_the_same_probe_options():
+    """An interrupted probe's finished rows are reused under a key that holds every option it
+    ran with (ProbeStage.identity): a rerun with other --layers measures again."""
+    from types import SimpleNamespace
+
+    from repro.protocols.rows import stage_key
+
+    def key(layers):
+        stage = SimpleNamespace(name="probe_table2", device=torch.device("cpu"), params={},
+                                identity={"layers": layers, "discriminator": "mygan:make_netD"})
+        return stage_key(stage, {"dataset": "synth_digits"}, "inputs")
+
+    assert key("main.1,main.4") == key("main.1,main.4")
+    assert key("main.1,main.4") != key("main.1,main.4,main.7")

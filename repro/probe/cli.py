@@ -81,6 +81,10 @@ class ProbeStage(Stage):
     the input read off the model, z's distribution) and which model ran (`provenance`)."""
     facts: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    # Every option the probe ran with: part of the key under which an interrupted probe's
+    # finished rows are reused (repro.protocols.rows.stage_key), so a rerun with other
+    # --layers, --z-dist or another factory measures again instead of resuming.
+    identity: dict[str, str] = field(default_factory=dict)
 
     def protocol(self, **facts: Any) -> dict[str, Any]:
         return {**super().protocol(**facts), **self.facts}
@@ -180,7 +184,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "default: the protocol section's (resize)")
     ap.add_argument("--z-dim", type=_positive, default=100)
     ap.add_argument("--z-dist", choices=("uniform", "normal"), default=None,
-                    help=f"G's z prior: uniform on [-1, 1] (default, the paper's) or normal "
+                    help="G's z prior: uniform on [-1, 1] (default, the paper's) or normal "
                          "(torch.randn, what pytorch/examples train with)")
     ap.add_argument("--n-classes", type=_positive, default=10)
     ap.add_argument("--pretraining-data", default="unknown",
@@ -220,7 +224,10 @@ def main(argv: list[str] | None = None) -> None:
     protocol = args.protocol
     if protocol.endswith((".yaml", ".yml", ".json")):
         path = Path(protocol)
-        spec = yaml.safe_load(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            raise ReproError(f"--protocol {path}: no such file; pass table1|table2|table3 or the "
+                             "path of a YAML spec file with a `protocol:` key")
+        spec = yaml.safe_load(path.read_text())
         if not isinstance(spec, dict) or "protocol" not in spec:
             raise ReproError(f"{path} must be a mapping with a `protocol:` key (table1|2|3)")
         protocol = spec.pop("protocol")
@@ -250,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     name = f"probe_{protocol}"
     stage = ProbeStage(name, protocol, cfg, params, resolve_device(args.device))
     who = args.discriminator or args.generator
+    stage.identity = {k: str(v) for k, v in sorted(vars(args).items())}
     stage.provenance = {"factory": who, "weights": str(args.weights) if args.weights else None,
                         "weights_sha256": sha256_file(args.weights) if args.weights and
                         Path(args.weights).is_file() else None,

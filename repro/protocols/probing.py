@@ -196,7 +196,7 @@ def run_rows(stage: Stage, srcs: list[Source], done: FinishedRows,
             rec = done.run(src.key, fingerprint(src.path),
                            lambda src=src: compute(src, Path(cache)))
             by_row.setdefault(src.row, []).append((src, rec))
-            timings[f"{src.row}/{src.path.name if src.path else RAW}"] = rec["seconds"]
+            timings[src.key] = rec["seconds"]
     return by_row, missing, timings
 
 

@@ -69,10 +69,13 @@ def fingerprint(*items: torch.Tensor | str | Path | None) -> str:
 
 def stage_key(stage, cfg, inputs: str) -> str:
     """What must match for finished rows to be reused: `cfg` is the section as run (dry-run
-    shrinking applied), `inputs` a fingerprint of the data the stage loaded."""
+    shrinking applied), `inputs` a fingerprint of the data the stage loaded, and the stage's
+    `identity` where it has one: what else decides its rows (a probe's factory, layers, pixel
+    range, z settings), which neither the section nor a row's weights file records."""
     return config_hash(stage.params, cfg, {"stage": stage.name, "device": stage.device.type,
                                            "code": code_marker(), "libraries": library_versions(),
-                                           "inputs": inputs, "format": FORMAT})
+                                           "inputs": inputs, "format": FORMAT,
+                                           "identity": getattr(stage, "identity", None)})
 
 
 class FinishedRows:

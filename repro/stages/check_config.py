@@ -11,8 +11,10 @@ from this stage's output, so `dvc repro` and `dvc exp run` run it first and stop
 It tracks the `experiments/` folder as a file dependency, not as params: DVC never fails to
 resolve that, so the check itself always gets to run; its one output is `persist` in
 dvc.yaml, so a failed check deletes nothing either. (`dvc repro -s STAGE` skips upstream
-stages by request, this one included: the stage then reads the last check's output, and its
-own `Stage.open` stops at the bad config; its uncached output files survive, being `persist`.)
+stages by request, this one included. DVC then compares the stage's params with the last
+check's output, while the stage's own `Stage.open` resolves `experiments/` afresh and stops at
+a bad config: after a profile edit, run the check too (`dvc repro -s check_config STAGE`), or
+DVC may call the stage unchanged; its uncached output files survive, being `persist`.)
 
 The output is the profile resolved (its `extends` chain merged, repro.config): one key per
 section, so each stage declares exactly its own resolved section as params and DVC reruns a
