@@ -111,6 +111,19 @@ def test_whole_counts_get_a_floor_of_one_count_and_stay_sharp():
                                                "t/r": 2.0})] == ["t/jumps"]
 
 
+def test_a_count_that_flickers_by_one_step_is_sharp_and_one_that_swings_by_two_is_not():
+    # Fig. 7's pixel overlays the coherence judge accepts: 0 on most seeds, 1 on some
+    flicker = {s: {"t/n": float(s in (2, 4))} for s in range(6)}
+    swing = {s: {"t/n": 2.0 * (s == 2)} for s in range(6)}
+    for runs, refused in ((flicker, False), (swing, True)):
+        base = drift.seeded_baseline(runs, 0, 4.0, 1e-6, "rule", {"cpu_model": "x"}, "p0",
+                                     "regen", count_cells=frozenset({"t/n"}), count_floor=1.0)
+        problems = smoke_gate.sharpness_problems(base, {"t/n": "equations"})
+        assert bool(problems) == refused, problems
+        if not refused:  # and a few more events than the reference still fail the gate
+            assert [f.cell for f in drift.check(base, {"t/n": 3.0})] == ["t/n"]
+
+
 def test_a_row_not_run_must_stay_not_run_and_one_run_on_some_seeds_is_flagged():
     base = _baseline({s: {"t/authors": None, "t/flaky": None if s else 3.0} for s in range(3)})
     assert [f.cell for f in drift.check(base, {"t/authors": 12.0, "t/flaky": 3.0})] == [

@@ -13,8 +13,8 @@ realism gate (repro.report.claims.LEARNED_RATIO), not this judge's question.
 
 Why generated samples, not real rooms: trained on real rooms against their overlays, the
 judge met generated images (softer, with less contrast than real rooms) only when judging,
-and where it put them depended on its seed (over the smoke profile's judge seeds it called
-1% to 100% of plain samples one image, and accepted 2% to 93% of overlays of them); trained
+and where it put them depended on its seed (from almost none of the plain samples called one
+image to all of them, and likewise for the overlays it accepted; issue 29); trained
 on both domains, a net sometimes settled on one domain's answer for the other. On the
 generator's own samples the question is the figure's, and nets of different seeds agree.
 `judges` nets are read as one (`nets.MeanLogit`); each member alone still judges the

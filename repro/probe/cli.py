@@ -52,7 +52,7 @@ import torch
 import yaml
 
 from repro.config import DataParams, Params, Section, validate
-from repro.data.fit import FIT_CHOICES, Fit, fit_to
+from repro.data.fit import FIT_CHOICES, fit_to
 from repro.data.loading import dataset_spec, load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.models.base import VariantSpec
@@ -89,10 +89,9 @@ class ProbeStage(Stage):
     def protocol(self, **facts: Any) -> dict[str, Any]:
         return {**super().protocol(**facts), **self.facts}
 
-    def fit(self, data, image_size: int, channels: int, how: Fit):
-        data, devs = fit_to(data, image_size, channels, how, key="--fit")
-        self.data_deviations += [d for d in devs if d not in self.data_deviations]
-        return data
+    @property
+    def fit_key(self) -> str:
+        return "--fit"
 
     def write_provenance(self, out_dir, **extra: Any) -> None:
         probe = {**self.provenance, "adaptations": list(self.data_deviations)}

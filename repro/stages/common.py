@@ -60,10 +60,15 @@ class Stage:
         """Protocol facts every metric cell carries."""
         return {"profile": self.profile, "dry_run": self.dry_run, **facts}
 
+    @property
+    def fit_key(self) -> str:
+        """What the user sets to choose the fit, as the fit's error messages name it."""
+        return f"{self.section_name}.fit"
+
     def fit(self, data: ImageSet, image_size: int, channels: int, how: Fit) -> ImageSet:
-        """`data` fitted to a model's input (`<section>.fit` chose `how`); the deviations that
+        """`data` fitted to a model's input (`fit_key` chose `how`); the deviations that
         took join `deviations()`, so every cell and the provenance name them."""
-        data, devs = fit_to(data, image_size, channels, how, key=f"{self.section_name}.fit")
+        data, devs = fit_to(data, image_size, channels, how, key=self.fit_key)
         self.data_deviations += [d for d in devs if d not in self.data_deviations]
         return data
 
