@@ -233,8 +233,10 @@ def rederive(repo: Path, force: bool = False) -> int:
     runs = {seed: {**{key: cell["runs"][i] for key, cell in old["cells"].items()},
                    **dict.fromkeys(old.get("not_run", []))}
             for i, seed in enumerate(old["seeds"])}
+    # a stage update's note stays: it still says which command measured which runs
+    kept = {"stage_updated": old["stage_updated"]} if "stage_updated" in old else {}
     return _write_baseline(repo, runs, old["reference_seed"], old["units"], old["platform"],
-                           old["platform_id"], force, old=old,
+                           old["platform_id"], force, old=old, **kept,
                            rederived=f"{REDERIVE} (the runs are those of `{REGENERATE}`)")
 
 
