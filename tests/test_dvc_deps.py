@@ -70,3 +70,13 @@ def test_a_package_whose_modules_a_stage_all_loads_is_one_folder_dep_main_aside(
     loaded = {pkg / "__init__.py", pkg / "a.py", pkg / "b.py"}
     assert minimal_cover(loaded, tmp_path) == ["repro/zoo"]
     assert minimal_cover(loaded - {pkg / "b.py"}, tmp_path) == ["repro/zoo/__init__.py", "repro/zoo/a.py"]
+
+
+@pytest.mark.parametrize("entry", ["repro.probe", "repro.protocols.runner", "repro.tables"])
+def test_library_entry_points_do_not_load_the_pipeline_layer(entry):
+    """The probe, the table runner and the table units run protocols outside the pipeline:
+    nothing they load is under repro/stages (command-line glue for dvc.yaml); the run context
+    they share is repro/context.py."""
+    stages = REPO / PACKAGE / "stages"
+    loaded = module_files(entry, REPO)
+    assert loaded and not [p for p in loaded if stages in p.parents]

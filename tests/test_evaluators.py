@@ -54,7 +54,7 @@ def test_every_protocol_names_a_registered_evaluator(name):
 def test_an_unknown_evaluator_lists_the_valid_ones(tmp_path):
     from repro.config import Params
     from repro.tables import table2
-    from repro.stages.common import Stage
+    from repro.context import Stage
     from repro.protocols.runner import run_table
 
     valid = ", ".join(EVALUATORS.names())

@@ -194,7 +194,7 @@ def test_imagenet32_pickle_that_runs_code_is_refused(tmp_path):
 # ----------------------------------------------------------------------- 3. metric values
 
 def _cell(runs):
-    from repro.stages.common import metric_cell
+    from repro.context import metric_cell
 
     return metric_cell(runs, seeds=list(range(len(runs))), comparable=False,
                        protocol={"profile": "smoke"}, deviations=[], compares_to=None)
@@ -299,7 +299,7 @@ from repro.config import Params  # noqa: E402
 from repro.protocols import generated, linear, probing, runner  # noqa: E402
 from repro.protocols.probing import RAW, SvmConfig  # noqa: E402
 from repro.protocols.rows import partial_path  # noqa: E402
-from repro.stages.common import Stage  # noqa: E402
+from repro.context import Stage  # noqa: E402
 from repro.tables import table1, table2, table3  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from repro.protocols import probing
 from repro.protocols.probing import RAW, SvmConfig
 from repro.protocols.runner import run_table
 from repro.tables import table2
-from repro.stages.common import Stage
+from repro.context import Stage
 
 from conftest import tiny_images
 

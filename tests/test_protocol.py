@@ -19,7 +19,7 @@ from repro.errors import ReproError
 from repro.protocols import probing
 from repro.protocols.runner import run_table
 from repro.published.protocol import CHECKPOINT, KMEANS, KNN, RAW, REAL, SUPERVISED
-from repro.stages.common import Stage
+from repro.context import Stage
 from repro.tables import get_protocol, load_published, protocols, table1, table2, table3
 from repro.utils.io import read_cells
 

@@ -63,7 +63,7 @@ from repro.protocols.probing import Source
 from repro.protocols.generated import GENERATED_NN
 from repro.published.protocol import RAW
 from repro.registry import DATASETS
-from repro.stages.common import Stage
+from repro.context import Stage
 from repro.tables import TABLES, get_protocol
 from repro.utils.device import resolve_device
 from repro.utils.io import read_cells

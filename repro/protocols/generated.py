@@ -20,7 +20,7 @@ from repro.protocols.runner import Run
 from repro.protocols.unit import Scorer
 from repro.published.protocol import CHECKPOINT
 from repro.registry import EVALUATORS
-from repro.stages.common import metric_cell
+from repro.context import metric_cell
 from repro.train.sampling import generate
 from repro.utils.progress import progress
 

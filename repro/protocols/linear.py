@@ -13,7 +13,7 @@ from repro.eval.probe import choose_C, svm_draws
 from repro.protocols.probing import Source, features
 from repro.protocols.runner import Run
 from repro.protocols.unit import Column, Scorer, TableUnit
-from repro.stages.common import metric_cell
+from repro.context import metric_cell
 
 
 def _scored(unit: TableUnit) -> list[Column]:

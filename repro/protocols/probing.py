@@ -24,7 +24,7 @@ from repro.eval.probe import FeatureSettings, representation
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import AUTHORS_C_GRID, CHECKPOINT, KMEANS, RAW, Protocol
 from repro.protocols.rows import FinishedRows, fingerprint
-from repro.stages.common import Stage, not_run_cell
+from repro.context import Stage, not_run_cell
 from repro.utils.io import read_json
 
 # a table's `features:` and `kmeans:` sections are the extraction's and recipe's settings types

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,8 +24,8 @@ from repro.protocols.probing import Source, not_run_cells, run_rows, sources
 from repro.protocols.rows import FinishedRows, fingerprint, stage_key
 from repro.protocols.unit import TableData, TableUnit
 from repro.published.protocol import comparable, diff_lines
+from repro.context import Stage
 from repro.registry import EVALUATORS
-from repro.stages.common import Stage, stage_main
 
 
 @dataclass
@@ -53,18 +53,6 @@ class Run:
         diff = self.unit.protocol.diff(kind, column, {**self.effective, **facts}) + list(moved)
         return {"comparable": comparable(published and self.paper_rows, diff),
                 "protocol_diff": diff, "lines": diff_lines(diff)}
-
-
-def stage_entry(unit: TableUnit, doc: str) -> Callable[[list[str] | None], None]:
-    """`main` of a table's stage: `--checkpoints --metrics --provenance` and the unit's
-    further outputs (`--<name> PATH` each)."""
-    extra = list(unit.outputs)
-
-    def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path, *paths: Path) -> None:
-        run_table(unit, Stage.open(unit.name, unit.config, unit.name), checkpoints,
-                  metrics_path, provenance_dir, outputs=dict(zip(extra, paths)))
-    return lambda argv=None: stage_main(run, doc, ["checkpoints", "metrics", "provenance", *extra],
-                                        argv)
 
 
 def run_table(unit: TableUnit, stage: Stage, checkpoints: Path | None, metrics_path: Path,

@@ -24,7 +24,7 @@ from repro.published.protocol import Protocol
 if TYPE_CHECKING:
     from repro.protocols.probing import Source
     from repro.protocols.runner import Run
-    from repro.stages.common import Stage
+    from repro.context import Stage
 
 
 @dataclass(frozen=True)

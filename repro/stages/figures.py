@@ -29,7 +29,8 @@ from repro.figures.common import cell, frame, render, sample_z, to01, to_u8, u8_
 from repro.figures.config import FiguresConfig
 from repro.models.checkpoint import build_from_checkpoint
 from repro.published.protocol import FIGURES, diff_lines
-from repro.stages.common import Stage, stage_main
+from repro.context import Stage
+from repro.stages.common import stage_main
 from repro.train.sampling import save_grid
 from repro.train.shipped import shipped_note
 

@@ -24,7 +24,8 @@ from repro.data.base import to_uint8
 from repro.errors import ReproError, cli_errors
 from repro.models import authors_svhn as port
 from repro.models.checkpoint import save_checkpoint
-from repro.stages.common import Stage, path_args
+from repro.context import Stage
+from repro.stages.common import path_args
 from repro.train.sampling import save_grid
 from repro.utils.io import write_json
 from repro.utils.provenance import git_revision

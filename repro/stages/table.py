@@ -14,10 +14,27 @@ reuses those rows, and the file is removed once the metrics file is written
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Callable
 
+from repro.context import Stage
 from repro.errors import ReproError, cli_errors
-from repro.protocols.runner import stage_entry
+from repro.protocols.runner import run_table
+from repro.protocols.unit import TableUnit
+from repro.stages.common import stage_main
 from repro.tables import TABLES
+
+
+def stage_entry(unit: TableUnit, doc: str) -> Callable[[list[str] | None], None]:
+    """`main` of a table's stage: `--checkpoints --metrics --provenance` and the unit's
+    further outputs (`--<name> PATH` each)."""
+    extra = list(unit.outputs)
+
+    def run(checkpoints: Path, metrics_path: Path, provenance_dir: Path, *paths: Path) -> None:
+        run_table(unit, Stage.open(unit.name, unit.config, unit.name), checkpoints,
+                  metrics_path, provenance_dir, outputs=dict(zip(extra, paths)))
+    return lambda argv=None: stage_main(run, doc, ["checkpoints", "metrics", "provenance", *extra],
+                                        argv)
 
 
 @cli_errors

@@ -30,7 +30,7 @@ from repro.config import Section
 from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.protocols.generated import chunk_ends, error, flat01, sample_stream, streaming
-from repro.stages.common import Stage
+from repro.context import Stage
 from repro.stages.train import TrainStageConfig
 from repro.tables import table3
 from repro.train.trainer import GANTrainer

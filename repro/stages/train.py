@@ -31,7 +31,7 @@ from repro.data.loading import load_dataset
 from repro.errors import ReproError, cli_errors
 from repro.registry import MODELS
 from repro.models.checkpoint import save_checkpoint, write_folder_record
-from repro.stages.common import Stage
+from repro.context import Stage
 from repro.train import distributed
 from repro.train.config import TrainConfig
 from repro.train.sampling import generate, save_grid

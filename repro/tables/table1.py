@@ -28,7 +28,7 @@ from repro.protocols.unit import Column, TableData, TableUnit
 from repro.published import PublishedCell, TableSpec
 from repro.published.protocol import (CHECKPOINT, COMMON, KMEANS, RAW, ROW, Field, Protocol,
                                       Row)
-from repro.stages.common import Stage
+from repro.context import Stage
 from repro.tables import TABLES
 
 _SCORED = ("acc", "acc@400pc")

@@ -35,7 +35,7 @@ from repro.published import PublishedCell, TableSpec
 from repro.published.protocol import (AUTHORS_C_GRID, CHECKPOINT, CKPT_DRY, COMMON, KMEANS, KNN,
                                       RAW, SUPERVISED, Field, Protocol, Row)
 from repro.registry import EVALUATORS, MODELS
-from repro.stages.common import Stage, metric_cell
+from repro.context import Stage, metric_cell
 from repro.tables import TABLES
 
 _PROBE = (CHECKPOINT, RAW, KMEANS)  # the rows an L2-SVM is fitted on

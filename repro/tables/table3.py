@@ -27,7 +27,7 @@ from repro.protocols.unit import Column, TableData, TableUnit
 from repro.published import PublishedCell, TableSpec
 from repro.published.protocol import (CHECKPOINT, CKPT_DRY, COMMON, REAL, ROW, Field, Protocol,
                                       Row)
-from repro.stages.common import Stage, metric_cell
+from repro.context import Stage, metric_cell
 from repro.tables import TABLES
 from repro.train.sampling import generate, save_grid
 
