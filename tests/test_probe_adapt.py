@@ -131,6 +131,7 @@ def test_paper_size_table3_on_a_cpu_is_warned_before_it_starts():
     from repro.probe import plan
     from repro.probe.models import UserVariant
     from repro.models.base import VariantSpec
+    from repro.tables import TABLES
     from repro.tables.table3 import Table3Config
 
     G = FittedG(probe_toy.make_G().eval(), (1, 28, 28), 1, 28, "resize", "tanh")
@@ -138,9 +139,11 @@ def test_paper_size_table3_on_a_cpu_is_warned_before_it_starts():
                                       z_dist="uniform", n_classes=10, pixel_range="tanh",
                                       feature_dim=0, description=""))
     cpu = torch.device("cpu")
-    paper = plan.generator(Table3Config(), G, variant, cpu)
+    unit = TABLES.get("table3")
+    paper = plan.generator(unit, Table3Config(), G, variant, cpu)
     assert "samples: 10,000,000" in paper[0] and "WARNING: 10,000,000 samples" in paper[-1]
-    small = plan.generator(Table3Config(n_samples={"50k": 500, "10m": 2000}), G, variant, cpu)
+    small = plan.generator(unit, Table3Config(n_samples={"50k": 500, "10m": 2000}), G, variant,
+                           cpu)
     assert not any("WARNING" in line for line in small)
 
 
@@ -170,3 +173,20 @@ def test_finished_rows_resume_only_under_the_same_probe_options():
 
     assert key("main.1,main.4") == key("main.1,main.4")
     assert key("main.1,main.4") != key("main.1,main.4,main.7")
+
+
+def test_the_plan_reads_a_tables_counts_from_its_unit():
+    """The probe's plan asks the table's unit for its counts (TableUnit.plan): Tables 1 and 2
+    declare them; a unit that declares none gets a line saying so, not a crash."""
+    import dataclasses
+
+    from repro.probe import plan
+    from repro.tables import TABLES
+
+    for name in ("table1", "table2"):
+        unit = TABLES.get(name)
+        counts = unit.plan(unit.config(dataset="synth_digits"), True)
+        assert counts.images > 0 and counts.draw_fits > 0 and "test" in counts.sets
+    bare = dataclasses.replace(TABLES.get("table2"), plan=None)
+    assert plan.discriminator(bare, None, None, 2, torch.device("cpu"), True, None) == [
+        "  (table2 declares no plan counts: no time estimate)"]

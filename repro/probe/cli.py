@@ -158,7 +158,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m repro.probe",
                                  description=__doc__.replace("{datasets}", names),
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--protocol", required=True, help="table1, table2, table3 or a YAML spec file")
+    ap.add_argument("--protocol", required=True,
+                    help=f"{', '.join(TABLES)} or a YAML spec file")
     ap.add_argument("--show-spec", action="store_true",
                     help="print the protocol's fields and their paper (and --profile) values")
     ap.add_argument("--dataset", help="a registered dataset (default: the protocol's); see above")
@@ -224,15 +225,16 @@ def main(argv: list[str] | None = None) -> None:
     if protocol.endswith((".yaml", ".yml", ".json")):
         path = Path(protocol)
         if not path.is_file():
-            raise ReproError(f"--protocol {path}: no such file; pass table1|table2|table3 or the "
+            raise ReproError(f"--protocol {path}: no such file; pass {'|'.join(TABLES)} or the "
                              "path of a YAML spec file with a `protocol:` key")
         spec = yaml.safe_load(path.read_text())
         if not isinstance(spec, dict) or "protocol" not in spec:
-            raise ReproError(f"{path} must be a mapping with a `protocol:` key (table1|2|3)")
+            raise ReproError(f"{path} must be a mapping with a `protocol:` key "
+                             f"({'|'.join(TABLES)})")
         protocol = spec.pop("protocol")
     get_protocol(protocol)  # a clear error for an unknown name
     if protocol == "figures":
-        raise ReproError("the figures have no probe protocol; use table1, table2 or table3")
+        raise ReproError(f"the figures have no probe protocol; use {', '.join(TABLES)}")
     if args.show_spec:
         print(show_spec(protocol, args.profile))
         return
@@ -314,7 +316,7 @@ def _probe_discriminator(args, protocol: str, stage: ProbeStage, metrics_path: P
     sample = load_dataset(cfg.dataset, cfg.train_split, root=d.root, download=d.download,
                           search=d.search, max_images=PLAN_IMAGES, seed=cfg.seed)
     sample = fit_to(sample, size, channels, cfg.fit)[0]  # (the run's own fit is recorded)
-    for line in plan.discriminator(protocol, cfg, probed, len(srcs), stage.device,
+    for line in plan.discriminator(TABLES.get(protocol), cfg, probed, len(srcs), stage.device,
                                    carved=not getattr(cfg, "valid_split", "x"), sample=sample):
         print(line)
     # the harness's rows that are not probes (Table 2's KNN and supervised CNN) are not your
@@ -358,7 +360,7 @@ def _probe_generator(args, protocol: str, stage: ProbeStage, metrics_path: Path,
     print(f"  z: {stage.facts['z_dist']}")
     for d in fitted.deviations:
         print(f"  adapted: {d}")
-    for line in plan.generator(stage.section, fitted, variant, stage.device):
+    for line in plan.generator(TABLES.get(protocol), stage.section, fitted, variant, stage.device):
         print(line)
     # the fit is the generator row's own deviation and preprocessing (repro.protocols.generated
     # puts a source's on that row's cells only, not on the real-data row)

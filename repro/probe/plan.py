@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from repro.data.loading import dataset_spec
+from repro.protocols.unit import split_size
 from repro.registry import EVALUATORS
 
 # Table 3 sample counts from which a CPU run gets a warning (the paper's 10M column).
@@ -24,11 +24,6 @@ def _timed(fn: Callable[[], Any], repeat: int = 1) -> float:
     return (time.perf_counter() - t0) / repeat
 
 
-def _count(dataset: str, split: str | None, cap: int | None) -> int:
-    n = dataset_spec(dataset).splits.get(split or "", 0)
-    return min(n, cap) if cap else n
-
-
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"~{max(seconds, 1):.0f} s"
@@ -37,37 +32,17 @@ def _duration(seconds: float) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
-def discriminator(protocol: str, cfg: Any, probed: Any, rows: int, device: torch.device,
+def discriminator(unit: Any, cfg: Any, probed: Any, rows: int, device: torch.device,
                   carved: bool, sample: Any) -> list[str]:
-    """Plan lines of a Table 1/2 probe of `probed` (and `rows` - 1 baseline rows), timed on
-    `sample`, a few hundred training images fitted to the model's input."""
-    train = _count(cfg.dataset, cfg.train_split, cfg.max_train)
-    test = _count(cfg.dataset, cfg.test_split, cfg.max_test)
-    n_classes = dataset_spec(cfg.dataset).n_classes or 10
-    grid = len(cfg.svm.C_grid)
-    draw = cfg.per_class * n_classes
-    if protocol == "table1":
-        valid = min(cfg.n_valid, train)
-        sets = f"{train:,} train ({valid:,} of them held out to choose C) + {test:,} test"
-        whole = [train - valid] * grid + [train]  # the all-images column: one fit per C, a refit
-        draws = cfg.select_draws * grid + cfg.draws
-        fits = (f"{len(whole)} SVM fits on up to {train:,} images and {draws} on draws of "
-                f"{draw:,} labels ({cfg.per_class} per class)")
-        images = train + test
-    else:
-        valid = (min(cfg.n_valid, train) if carved or not cfg.valid_split else
-                 _count(cfg.dataset, cfg.valid_split, cfg.max_valid))
-        pool = train - valid if carved or not cfg.valid_split else train
-        where = ("carved from train" if carved or not cfg.valid_split
-                 else f"split {cfg.valid_split!r}")
-        sets = f"{pool:,} labelled pool + {valid:,} validation ({where}) + {test:,} test"
-        whole = []
-        draws = cfg.select_draws * grid + cfg.test_draws
-        fits = f"{draws} SVM fits on draws of {draw:,} labels ({cfg.per_class} per class)"
-        images = train + test + (0 if carved or not cfg.valid_split else valid)
+    """Plan lines of a linear-probe table's run on `probed` (and `rows` - 1 baseline rows),
+    from the unit's counts (`unit.plan`), timed on `sample`, a few hundred training images
+    fitted to the model's input."""
+    if unit.plan is None:
+        return [f"  ({unit.name} declares no plan counts: no time estimate)"]
+    counts = unit.plan(cfg, carved)
     # the measurement runs on real images of the dataset: an SVM on noise features converges
     # several times faster than on real ones, and would promise too short a run
-    n_fit = min(draw, len(sample.images))
+    n_fit = min(counts.draw_size, len(sample.images))
     x = sample.images.float() / 127.5 - 1
     model = probed.to(device)
     t0 = time.perf_counter()
@@ -76,32 +51,37 @@ def discriminator(protocol: str, cfg: Any, probed: Any, rows: int, device: torch
                        for i in range(0, len(x), 256)])
     per_image = (time.perf_counter() - t0) / len(x)
     dim = probed.feature_dim
-    make = EVALUATORS.get(cfg.evaluator).make
+    make = EVALUATORS.get(unit.evaluator(cfg)).make
     C = sorted(cfg.svm.C_grid)[len(cfg.svm.C_grid) // 2]
     opts = dict(solver=cfg.svm.solver, device=device, **cfg.svm.options())
     t0 = time.perf_counter()
     make(C=C, **opts).fit(X[:n_fit].float(), sample.labels[:n_fit].numpy())
     per_fit = time.perf_counter() - t0
     # the torch solver works on the N x N Gram matrix: time grows with N^2 past the measured N
-    fit_s = sum(per_fit * max(1.0, (n / n_fit) ** 2) for n in [draw] * draws + whole)
-    total = rows * (images * per_image + fit_s)
-    return [f"  images: {sets}, through {rows} row(s) (yours: {dim:,}-d features)",
-            f"  fits per row: {fits}",
+    fit_s = sum(per_fit * max(1.0, (n / n_fit) ** 2)
+                for n in [counts.draw_size] * counts.draw_fits + list(counts.whole))
+    total = rows * (counts.images * per_image + fit_s)
+    return [f"  images: {counts.sets}, through {rows} row(s) (yours: {dim:,}-d features)",
+            f"  fits per row: {counts.fits}",
             f"  estimated time: {_duration(total)} on {device.type} (measured here: "
             f"{1000 * per_image:.2f} ms per image of features, {per_fit:.2f} s per SVM fit of "
             f"{n_fit:,} x {dim:,} at C {C:g}; the baseline row takes about as long)"]
 
 
-def generator(cfg: Any, G: torch.nn.Module, variant: Any, device: torch.device) -> list[str]:
-    """Plan lines of a Table 3 probe of `G`, with a warning for paper sizes on a CPU."""
+def generator(unit: Any, cfg: Any, G: torch.nn.Module, variant: Any,
+              device: torch.device) -> list[str]:
+    """Plan lines of a generated-samples table's probe of `G` (Table 3), with a warning for
+    paper sizes on a CPU."""
     from repro.train.sampling import generate
 
-    test = _count(cfg.dataset, cfg.test_split, cfg.max_test)
-    train = _count(cfg.dataset, cfg.train_split, cfg.max_train)
+    test = split_size(cfg.dataset, cfg.test_split, cfg.max_test)
+    train = split_size(cfg.dataset, cfg.train_split, cfg.max_train)
     samples = max(cfg.n_samples.values())
     n = 500
-    nn = EVALUATORS.get("nn1").stream(torch.rand(test, 784), device=device)
-    x = torch.rand(n, 784)
+    size, channels = unit.input_shape(cfg)
+    dim = size * size * channels  # the classifier reads flattened images
+    nn = EVALUATORS.get(unit.evaluator(cfg)).stream(torch.rand(test, dim), device=device)
+    x = torch.rand(n, dim)
     per_sample = (_timed(lambda: generate(variant, G.to(device), n, seed=0, device=device,
                                           batch_size=n, uint8=False))
                   + _timed(lambda: nn.update(x.to(device), torch.zeros(n, dtype=torch.int64)))) / n

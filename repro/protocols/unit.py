@@ -67,6 +67,28 @@ class Scorer:
 
 
 @dataclass(frozen=True)
+class PlanCounts:
+    """What one row of a linear-probe table's run takes, for `python -m repro.probe`'s plan
+    and time estimate (repro.probe.plan): the images whose features are computed, the SVM
+    fits (`draw_fits` on draws of `draw_size` labels, one on each of the `whole` pools), and
+    how the sets and fits read in words."""
+    sets: str
+    fits: str
+    images: int
+    draw_size: int
+    draw_fits: int
+    whole: tuple[int, ...] = ()
+
+
+def split_size(dataset: str, split: str | None, cap: int | None) -> int:
+    """Images a run reads from `dataset`'s `split`, at most `cap` (0: no such split)."""
+    from repro.data.loading import dataset_spec
+
+    n = dataset_spec(dataset).splits.get(split or "", 0)
+    return min(n, cap) if cap else n
+
+
+@dataclass(frozen=True)
 class TableUnit:
     protocol: Protocol
     published: TableSpec  # the paper's layout and cells (a harness table: no cells)
@@ -87,6 +109,9 @@ class TableUnit:
     harness_rows: Callable[["Run"], dict[str, dict]] | None = None  # rows that are not sources
     # further stage outputs: name (the stage's --<name> PATH) -> write(run, by_row, path)
     outputs: Mapping[str, Callable[["Run", dict, Path], None]] = field(default_factory=dict)
+    # (section, carved: validation carved from train) -> a linear-probe row's counts, for the
+    # probe's plan; None: the probe prints no estimate for this table
+    plan: Callable[[Any, bool], PlanCounts] | None = None
 
     @property
     def name(self) -> str:

@@ -24,7 +24,8 @@ from repro.data.fit import Fit
 from repro.eval.probe import split_off
 from repro.protocols.linear import LINEAR_PROBE
 from repro.protocols.probing import FeatureConfig, KMeansConfig, SvmConfig, load_split, rows_of
-from repro.protocols.unit import Column, TableData, TableUnit
+from repro.data.loading import dataset_spec
+from repro.protocols.unit import Column, PlanCounts, TableData, TableUnit, split_size
 from repro.published import PublishedCell, TableSpec
 from repro.published.protocol import (CHECKPOINT, COMMON, KMEANS, RAW, ROW, Field, Protocol,
                                       Row)
@@ -176,6 +177,21 @@ def _row_notes(cfg: Table1Config, kind: str) -> list[str]:
             "Coates et al."]
 
 
+def _plan(cfg: Table1Config, carved: bool) -> PlanCounts:
+    """The probe's counts: C is chosen on `n_valid` train images held out, then refitted."""
+    train = split_size(cfg.dataset, cfg.train_split, cfg.max_train)
+    test = split_size(cfg.dataset, cfg.test_split, cfg.max_test)
+    valid, grid = min(cfg.n_valid, train), len(cfg.svm.C_grid)
+    draw = cfg.per_class * (dataset_spec(cfg.dataset).n_classes or 10)
+    whole = (train - valid,) * grid + (train,)  # the all-images column: one fit per C, a refit
+    draws = cfg.select_draws * grid + cfg.draws
+    return PlanCounts(
+        sets=f"{train:,} train ({valid:,} of them held out to choose C) + {test:,} test",
+        fits=(f"{len(whole)} SVM fits on up to {train:,} images and {draws} on draws of "
+              f"{draw:,} labels ({cfg.per_class} per class)"),
+        images=train + test, draw_size=draw, draw_fits=draws, whole=whole)
+
+
 UNIT = TABLES.register("table1")(TableUnit(
     protocol=PROTOCOL, published=PUBLISHED, config=Table1Config, metrics="table1_cifar10",
     columns=(Column("acc"), Column("acc@400pc", draws="draws", select_draws="select_draws"),
@@ -186,4 +202,4 @@ UNIT = TABLES.register("table1")(TableUnit(
     dry={"per_class": lambda n: min(n, 3), "draws": 2, "kmeans.n_centroids": 16,
          "kmeans.n_patches": 2000, "kmeans.iterations": 2, "select_draws": 1,
          "n_valid": lambda n: min(n, 64), "svm.C_grid": lambda grid: grid[:2]},
-    seeds=("seed", "kmeans.seed"), notes=_notes, row_notes=_row_notes))
+    seeds=("seed", "kmeans.seed"), notes=_notes, row_notes=_row_notes, plan=_plan))

@@ -30,7 +30,8 @@ from repro.eval.supervised import SearchSpace, random_search
 from repro.protocols.linear import LINEAR_PROBE
 from repro.protocols.probing import FeatureConfig, SvmConfig, load_split, rows_of
 from repro.protocols.runner import Run
-from repro.protocols.unit import Column, TableData, TableUnit
+from repro.data.loading import dataset_spec
+from repro.protocols.unit import Column, PlanCounts, TableData, TableUnit, split_size
 from repro.published import PublishedCell, TableSpec
 from repro.published.protocol import (AUTHORS_C_GRID, CHECKPOINT, CKPT_DRY, COMMON, KMEANS, KNN,
                                       RAW, SUPERVISED, Field, Protocol, Row)
@@ -244,6 +245,24 @@ def _supervised_cells(run: Run) -> dict:
     }
 
 
+def _plan(cfg: Table2Config, carved: bool) -> PlanCounts:
+    """The probe's counts: draws of labels from the pool, C chosen on the validation set (a
+    split, or carved from train), then test draws."""
+    train = split_size(cfg.dataset, cfg.train_split, cfg.max_train)
+    test = split_size(cfg.dataset, cfg.test_split, cfg.max_test)
+    carved = carved or not cfg.valid_split
+    valid = (min(cfg.n_valid, train) if carved
+             else split_size(cfg.dataset, cfg.valid_split, cfg.max_valid))
+    draw = cfg.per_class * (dataset_spec(cfg.dataset).n_classes or 10)
+    draws = cfg.select_draws * len(cfg.svm.C_grid) + cfg.test_draws
+    where = "carved from train" if carved else f"split {cfg.valid_split!r}"
+    return PlanCounts(
+        sets=(f"{train - valid if carved else train:,} labelled pool + {valid:,} validation "
+              f"({where}) + {test:,} test"),
+        fits=f"{draws} SVM fits on draws of {draw:,} labels ({cfg.per_class} per class)",
+        images=train + test + (0 if carved else valid), draw_size=draw, draw_fits=draws)
+
+
 UNIT = TABLES.register("table2")(TableUnit(
     protocol=PROTOCOL, published=PUBLISHED, config=Table2Config, metrics="table2_svhn",
     columns=(Column("err@1000", draws="test_draws", select_draws="select_draws", error=True),),
@@ -255,4 +274,4 @@ UNIT = TABLES.register("table2")(TableUnit(
          "n_valid": lambda n: min(n, 64), "valid_split": None,
          "svm.C_grid": lambda grid: grid[:2], "supervised.trials": lambda n: min(n, 1),
          "supervised.epochs": [1], "supervised.batch_size": [8]},
-    seeds=("seed", "supervised.seed")))
+    seeds=("seed", "supervised.seed"), plan=_plan))
