@@ -304,3 +304,15 @@ def test_frozen_statistics_show_a_drop_that_batch_statistics_renormalise():
     assert renormalised.std(0).mean() == pytest.approx(1.0, abs=0.01)
     assert kept.std(0).mean() < 0.8
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items()) and G.training
+
+
+def test_binomial_se_is_never_zero_and_every_count_has_its_own():
+    """A share of 0 or 1 is not exact, and n and n - 1 of n give different se's (the drift
+    gate measures the spread of a ± between seeds)."""
+    from repro.utils.stats import binomial_se
+
+    n = 96
+    ses = [binomial_se(k / n, n) for k in range(n + 1)]
+    assert min(ses) > 0 and len(set(ses[:n // 2 + 1])) == n // 2 + 1
+    assert binomial_se(1.0, n) == pytest.approx(binomial_se(0.0, n))
+    assert binomial_se(0.5, n) == pytest.approx((0.5 * 0.5 / n) ** 0.5)

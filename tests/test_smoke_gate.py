@@ -96,6 +96,13 @@ def test_cells_no_seed_moves_are_flagged_unless_whole_counts():
     assert sorted(problems) == ["t/acc", "t/rate"] and "no measured spread" in problems["t/acc"]
 
 
+def test_a_spread_of_last_bits_only_is_no_measured_spread():
+    # Fig. 8's +- once: five seeds alike, the sixth apart by float rounding alone
+    base = _baseline({s: {"t/se": 0.0103622711 + (1e-8 if s == 2 else 0.0)} for s in range(6)})
+    problems = smoke_gate.sharpness_problems(base, {"t/se": "share"})
+    assert "no measured spread" in problems["t/se"]
+
+
 def test_whole_counts_get_a_floor_of_one_count_and_stay_sharp():
     runs = {s: {"t/jumps": 0.0, "t/width": 512.0, "t/r": 2.0 + s / 100} for s in range(3)}
     base = drift.seeded_baseline(runs, 0, 4.0, 1e-6, "rule", {"cpu_model": "x"}, "p0", "regen",

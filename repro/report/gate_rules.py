@@ -36,8 +36,8 @@ def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[
     """Cells whose tolerance is wider than the cap for their unit, that no seed moves although
     they are not whole counts, or that some seeds leave null and others not -> why.
 
-    A non-count cell equal for every seed measured no spread at all: its tolerance is the
-    1e-6 floor, which another CPU's float noise can exceed (a flipped prediction, another
+    A non-count cell equal for every seed (or but for the last bits of its floats) measured no
+    spread at all: its tolerance is the 1e-6 floor, which another CPU's float noise can exceed (a flipped prediction, another
     top-k image). Its inputs must be drawn by a protocol seed so the sweep sees their spread.
     Whole counts (COUNT_UNITS) are exempt: their floor is one count."""
     problems = {}
@@ -47,7 +47,9 @@ def sharpness_problems(baseline: dict[str, Any], units: dict[str, str]) -> dict[
             problems[key] = (f"null on some seeds only ({cell['runs']}): the row runs or not "
                              "depending on the seed, so no tolerance can gate it")
             continue
-        if cell.get("std") == 0 and unit not in COUNT_UNITS:
+        # a spread under the float floor (seeds alike but for their last bits) is none either
+        if (unit not in COUNT_UNITS and drift._is_num(cell["value"])
+                and (cell.get("std") or 0.0) * K <= REL_FLOOR * max(abs(cell["value"]), 1.0)):
             problems[key] = (f"every seed gives {cell['value']:.6g} {unit}: no measured spread, so "
                              "another CPU's float noise would drift it; draw its inputs by a "
                              "protocol seed (a table unit's `seeds`)")
