@@ -22,6 +22,7 @@ from repro.errors import cli_errors
 from repro.report.build import Report, build_report
 from repro.report.charts import forest_plot, training_plot
 from repro.report.compare import compare_with
+from repro.report.inputs import add_input_args
 from repro.report.markdown import render_markdown
 from repro.utils.io import atomic_path
 
@@ -32,14 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m repro.report", description=__doc__.split("\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--metrics", type=Path, default=Path("results/metrics"),
-                        help="folder of metrics file pairs (<name>.json numbers + "
-                             "<name>.cells.json metadata) written by the table and figure stages")
-    parser.add_argument("--provenance", type=Path, default=Path("results/provenance"),
-                        help="folder of <stage>.json provenance files; the report checks each "
-                             "metrics file against its stage's revision and params hash")
-    parser.add_argument("--figures", type=Path, default=Path("results/figures"),
-                        help="folder searched (recursively) for the figures' PNGs")
+    add_input_args(parser)
     parser.add_argument("--live", type=Path, default=Path("results/live"),
                         help="DVCLive folder (<model>/plots/metrics/train/loss_{d,g}.tsv) "
                              "whose losses the Training section draws")

@@ -7,6 +7,7 @@ not valid JSON or does not follow the schema raises ReproError naming the file a
 
 from __future__ import annotations
 
+import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,19 @@ from repro.errors import ReproError
 from repro.report.derive import check_cell
 from repro.utils.finite import nonfinite
 from repro.utils.io import cells_path, is_numbers_file, read_metrics_pair
+
+
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    """The pipeline's outputs a report reads, as options: `python -m repro.report` and
+    `python -m repro.report.readme` read the same ones."""
+    parser.add_argument("--metrics", type=Path, default=Path("results/metrics"),
+                        help="folder of metrics file pairs (<name>.json numbers + "
+                             "<name>.cells.json metadata) written by the table and figure stages")
+    parser.add_argument("--provenance", type=Path, default=Path("results/provenance"),
+                        help="folder of <stage>.json provenance files; the report checks each "
+                             "metrics file against its stage's revision and params hash")
+    parser.add_argument("--figures", type=Path, default=Path("results/figures"),
+                        help="folder searched (recursively) for the figures' PNGs")
 
 
 class MeasuredCell(BaseModel):

@@ -22,6 +22,7 @@ from repro.report.claims import (
     CONTRADICTS, INCONCLUSIVE, NOT_COMPARABLE, NOT_RUN, SUPPORTS, check_figure, data_label,
 )
 from repro.report.format import fmt_measured, fmt_published
+from repro.report.inputs import add_input_args
 from repro.report.markdown import md_table
 from repro.utils.io import atomic_path
 
@@ -110,12 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--readme", type=Path, default=Path("README.md"),
                     help="the file whose BEGIN ... END block is rewritten")
-    ap.add_argument("--metrics", type=Path, default=Path("results/metrics"),
-                    help="folder of metrics file pairs, as for `python -m repro.report`")
-    ap.add_argument("--provenance", type=Path, default=Path("results/provenance"),
-                    help="folder of <stage>.json provenance files")
-    ap.add_argument("--figures", type=Path, default=Path("results/figures"),
-                    help="folder of the figures' PNGs")
+    add_input_args(ap)
     ap.add_argument("--check", action="store_true",
                     help="write nothing; exit 1 when the README's table differs from the metrics'")
     return ap.parse_args(argv)
