@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from repro.errors import ReproError
+from repro.utils.io import file_digest
 
 class MissingData(ReproError):
     """The data's files are not on disk (as opposed to present but corrupt)."""
@@ -36,12 +37,8 @@ _DTYPES = {
 }
 
 
-def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def md5_file(path: str | Path) -> str:
+    return file_digest(path, "md5")
 
 
 def _read_bytes(path: Path) -> bytes:

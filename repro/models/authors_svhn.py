@@ -32,7 +32,6 @@ Golden fingerprint (tests/test_authors_svhn.py) is rewritten with:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from repro.models.dcgan32 import SVHN32_SPEC, svhn32_discriminator, svhn32_gener
 from repro.models.layers import (ConvDiscriminator, ConvGenerator, FactoryVariant, batchnorms,
                                  use_batch_statistics)
 from repro.utils.fetch import download_file, retrying
+from repro.utils.io import file_digest
 from repro.utils.safe_pickle import RefusedGlobal, RestrictedUnpickler
 
 URL_BASE = ("https://github.com/Newmu/dcgan_code/raw/master/models/"
@@ -87,11 +87,7 @@ _REDOWNLOAD = ("re-download it: `python -m repro.models.authors_svhn --fetch DIR
 # --- files ----------------------------------------------------------------------------------
 
 def md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_digest(path, "md5")
 
 
 def verify_folder(folder: str | Path, names: list[str] | None = None) -> Path:

@@ -5,7 +5,6 @@ returned as a deviation line, never applied silently."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from pathlib import Path
 from typing import Any, Callable
@@ -19,6 +18,7 @@ from repro.errors import ReproError
 from repro.models.base import Variant, VariantSpec
 from repro.models.checkpoint import load_weights_file
 from repro.models.layers import FEATURE_GRID, pooled_features
+from repro.utils.io import file_digest
 
 # Input sizes a probe forward pass tries, in order, when --image-size is not given: the
 # paper's 32 first, then the other sizes DCGANs are commonly built for.
@@ -72,13 +72,7 @@ def build(spec: str, weights: Path | None) -> nn.Module:
 
 
 def sha256_file(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return None if path is None else file_digest(path, "sha256")
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d] | None:

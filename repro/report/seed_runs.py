@@ -16,36 +16,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
 from repro.errors import ReproError
 from repro.utils.io import write_json
+from repro.utils.provenance import OUTPUTS, git_output
 
 Values = tuple[dict[str, Any], dict[str, str]]  # ({cell: value}, {cell: unit})
-
-
-def _git(repo: Path, *args: str) -> bytes | None:
-    try:
-        out = subprocess.run(["git", *args], cwd=repo, capture_output=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout if out.returncode == 0 else None
 
 
 def tree_id(repo: Path) -> str | None:
     """The code a run measured: HEAD, the uncommitted diff and the untracked files' contents
     (pipeline outputs excluded, as in repro.utils.provenance); None outside a git checkout,
     where no stored run can be trusted."""
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git_output("rev-parse", "HEAD", cwd=repo)
     if head is None:
         return None
     h = hashlib.sha256(head)
-    outputs = (":!results", ":!reports", ":!dvc.lock")
-    h.update(_git(repo, "diff", "HEAD", "--binary", "--", ".", *outputs) or b"")
-    untracked = (_git(repo, "ls-files", "--others", "--exclude-standard", "-z", "--", ".",
-                      *outputs) or b"").split(b"\0")
+    h.update(git_output("diff", "HEAD", "--binary", "--", ".", *OUTPUTS, cwd=repo,
+                        timeout=60) or b"")
+    untracked = (git_output("ls-files", "--others", "--exclude-standard", "-z", "--", ".",
+                            *OUTPUTS, cwd=repo, timeout=60) or b"").split(b"\0")
     for name in sorted(n for n in untracked if n):
         h.update(name)
         path = repo / name.decode()

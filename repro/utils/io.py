@@ -96,6 +96,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.close(fd)
 
 
+def file_digest(path: str | Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file's bytes, read in chunks (checkpoints run to hundreds of MiB)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -6,21 +6,31 @@ import platform
 import subprocess
 from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
+
+
+# Pipeline outputs, as git pathspecs: writing them must not mark the code dirty.
+OUTPUTS = (":!results", ":!reports", ":!dvc.lock")
+
+
+def git_output(*args: str, cwd: Path | None = None, timeout: float = 10) -> bytes | None:
+    """`git args` run in `cwd` -> its stdout; None where git is missing, fails or hangs."""
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout if out.returncode == 0 else None
 
 
 def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    out = git_output(*args)
+    return out.decode().strip() if out is not None else None
 
 
 @lru_cache(maxsize=1)
 def git_revision() -> dict[str, object]:
     rev = _git("rev-parse", "HEAD")
-    # results/ and reports/ are pipeline outputs: writing them must not mark the code dirty
-    status = _git("status", "--porcelain", "--", ".", ":!results", ":!reports", ":!dvc.lock")
+    status = _git("status", "--porcelain", "--", ".", *OUTPUTS)
     return {"revision": rev or "unknown", "dirty": bool(status) if status is not None else None}
 
 
